@@ -1,0 +1,67 @@
+"""Typed settings, read once from the environment (prefix ``HANZO_``) at the entry point."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, SecretStr
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    """Every knob of hanzo-ml, from ``HANZO_*`` environment variables.
+
+    Components receive typed values from here; none of them reads ``os.environ``.
+
+    Examples
+    --------
+    >>> s = Settings(kafka_port=19092)
+    >>> s.kafka_port, s.topic_orders
+    (19092, 'orders')
+    """
+
+    model_config = SettingsConfigDict(env_prefix="HANZO_", frozen=True, extra="forbid")
+
+    # Services. When these are set, existing services are used and nothing is started.
+    kafka_bootstrap: str | None = Field(None, description="host:port of an existing Kafka broker")
+    redis_url: str | None = Field(None, description="redis:// URL of an existing Redis")
+    redis_password: SecretStr | None = None
+
+    # The embedded stack (`hanzo-ml up`).
+    state_dir: Path = Path(".hanzo")
+    kafka_port: int = 9092
+    redis_port: int = 6379
+    pick_free_port: bool = Field(False, description="take a free port when the configured one is taken")
+
+    # Topics.
+    topic_orders: str = "orders"
+    topic_events: str = "events"
+    topic_labels: str = "labels"
+    topic_scores: str = "scores"
+    topic_dead_letters: str = "dead-letters"
+    partitions: int = 4
+
+    # Worker.
+    app_id: str = "hanzo-ml"
+    consumer_group: str = "hanzo-ml-worker"
+    session_timeout_s: float = 6.0
+    batch_max: int = 2000
+    batch_timeout_ms: int = 50
+    web_host: str = "127.0.0.1"
+    web_port: int = 6066
+    metrics_host: str = "127.0.0.1"
+    metrics_port: int = 9464
+    snapshot_every: int = 1000
+    label_horizon_s: int = 90 * 86400
+    key_prefix: str = Field("", description="prefix of every Redis key (tests give each run its own)")
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+
+    # Registry.
+    registry_dir: Path | None = None
+    registry_hmac_key: SecretStr | None = None
+
+    @property
+    def registry_path(self) -> Path:
+        """Folder of the filesystem registry (``<state_dir>/registry`` unless set)."""
+        return self.registry_dir or self.state_dir / "registry"
