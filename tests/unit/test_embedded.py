@@ -6,6 +6,7 @@ import os
 import shutil
 import socket
 import subprocess
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -124,6 +125,9 @@ def test_stop_process_checks_the_binary_then_stops() -> None:
     assert sleep is not None
     proc = subprocess.Popen([sleep, "30"])  # noqa: S603
     try:
+        deadline = time.monotonic() + 5  # the child shows the new binary only once it has exec'd
+        while not process_runs(proc.pid, sleep) and time.monotonic() < deadline:
+            time.sleep(0.01)
         assert not stop_process(proc.pid, "/usr/bin/not-sleep")
         assert proc.poll() is None
         assert process_runs(proc.pid, sleep)
