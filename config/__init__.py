@@ -1,4 +1,4 @@
-"""Configuration: typed settings (env ``HANZO_*``), the error hierarchy and shipped pipelines."""
+"""Configuration: typed settings (env ``HANZO_*``), the error hierarchy and the pipeline spec."""
 
 from config.errors import (
     ConfigError,
@@ -8,12 +8,14 @@ from config.errors import (
     ServiceUnavailableError,
     ValidationError,
 )
+from config.pipeline import PipelineSpec
 from config.settings import Settings
 
 __all__ = [
     "ConfigError",
     "HanzoError",
     "IntegrityError",
+    "PipelineSpec",
     "RegistryError",
     "ServiceUnavailableError",
     "Settings",

@@ -1,6 +1,6 @@
-"""The ``hanzo-ml`` command line: one sub-command per verb, each registered by the module that owns it.
+"""The ``hanzo-ml`` command line: one sub-command per verb, registered by the module that owns it.
 
-A module that adds verbs exposes ``add_commands(subparsers)``; every verb sets ``func(args, settings) -> int``.
+A module that adds verbs exposes ``add_commands(subparsers)``; each verb sets ``func(args, settings)``.
 Logging and terminal output for people are configured here and nowhere else.
 """
 

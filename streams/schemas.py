@@ -20,7 +20,9 @@ SCHEMA_VERSION = 1
 MIN_EVENT_TIME_MS = 946_684_800_000
 MAX_EVENT_TIME_MS = 4_102_444_800_000
 
-EventTimeMs = Annotated[int, Field(ge=MIN_EVENT_TIME_MS, le=MAX_EVENT_TIME_MS, description="epoch milliseconds, UTC")]
+EventTimeMs = Annotated[
+    int, Field(ge=MIN_EVENT_TIME_MS, le=MAX_EVENT_TIME_MS, description="epoch milliseconds, UTC")
+]
 Id = Annotated[str, Field(min_length=1, max_length=128, pattern=r"^[A-Za-z0-9_.:\-]+$")]
 CountryCode = Annotated[str, Field(pattern=r"^[A-Z]{2}$")]
 
@@ -41,7 +43,7 @@ CUSTOMER_EVENT_TYPES = (
 class _Event(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False, str_strip_whitespace=True)
 
-    schema_version: Literal[1] = SCHEMA_VERSION
+    schema_version: Literal[1] = 1
 
 
 class OrderItem(BaseModel):

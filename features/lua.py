@@ -1,0 +1,70 @@
+"""Render the per-entity Lua scripts from the feature definitions.
+
+The template ``features/entity.lua`` holds the window code; rendering fills in the entity's aggregates
+(name, kind, bucket size, buckets per window) and its time rules, then appends the entry point:
+``update`` (one event, atomically: fence, dedupe, lateness, every aggregate, fence and mark, returns the
+values as of the event's time) or ``read`` (values as of a time, read-only). Arguments and replies are
+described in :mod:`features.redis_store`.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+from dataclasses import dataclass
+from functools import cache
+from pathlib import Path
+from typing import Literal
+
+from features.backend import EntityPlan
+from features.windows import DISTINCT_LIMIT
+
+logger = logging.getLogger(__name__)
+
+TEMPLATE_PATH = Path(__file__).resolve().parent / "entity.lua"
+
+
+@dataclass(frozen=True)
+class Script:
+    """A rendered script and its SHA1 (what ``EVALSHA`` takes)."""
+
+    source: str
+    sha: str
+
+
+@cache
+def _template() -> str:
+    return TEMPLATE_PATH.read_text(encoding="utf-8")
+
+
+def _aggs_literal(plan: EntityPlan) -> str:
+    rows = [
+        f'  {{name = "{a.name}", kind = "{a.aggregation}", b = {a.bucket_ms}, nb = {a.n_buckets}}},'
+        for a in plan.aggregates
+    ]
+    return "{\n" + "\n".join(rows) + "\n}"
+
+
+def render(plan: EntityPlan, mode: Literal["update", "read"]) -> Script:
+    """Render the script of ``plan``'s entity for ``mode``.
+
+    Examples
+    --------
+    >>> from features.definitions import Aggregate
+    >>> a = Aggregate(name="orders_1h", entity="customer", source="orders", aggregation="count", window="1h")
+    >>> s = render(EntityPlan("customer", (a,), 3_600_000, 86_400_000, 7_200_000), "read")
+    >>> 'name = "orders_1h", kind = "count", b = 60000, nb = 60' in s.source, len(s.sha)
+    (True, 40)
+    """
+    text = _template()
+    for placeholder, value in (
+        ("{{ENTITY}}", plan.entity),
+        ("{{AGGS}}", _aggs_literal(plan)),
+        ("{{LATENESS}}", str(plan.allowed_lateness_ms)),
+        ("{{ENTITY_TTL}}", str(plan.entity_ttl_ms)),
+        ("{{MARK_TTL}}", str(plan.mark_ttl_ms)),
+        ("{{DISTINCT_LIMIT}}", str(DISTINCT_LIMIT)),
+    ):
+        text = text.replace(placeholder, value)
+    source = f"{text}\nreturn {mode}()\n"
+    return Script(source, hashlib.sha1(source.encode(), usedforsecurity=False).hexdigest())

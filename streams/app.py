@@ -1,0 +1,190 @@
+"""The Faust app: thin wiring of the runtime's services, timers and web pages.
+
+The hot path is a :class:`~streams.batch_consumer.BatchConsumer` service (batches, one Redis round trip per
+batch); the learner is a :class:`~streams.learner_service.LearnerService`; Faust supplies the worker
+lifecycle, signal handling, timers and the web server (bound to 127.0.0.1 by default).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Sequence
+from typing import Any
+
+import faust
+from aiokafka import AIOKafkaProducer
+from aiokafka.structs import ConsumerRecord
+
+from monitor.metrics import serve_metrics
+from streams.batch_consumer import BatchConsumer, ConsumerOptions
+from streams.dead_letters import DeadLetter
+from streams.learner_service import LabelBatchOutcome, LearnerService
+from streams.runtime import Runtime
+
+logger = logging.getLogger(__name__)
+
+
+class Hub:
+    """The running services of one worker, shared by the app's tasks, timers and pages."""
+
+    def __init__(self, runtime: Runtime, bootstrap: str) -> None:
+        self.runtime = runtime
+        self.bootstrap = bootstrap
+        self.producer: AIOKafkaProducer | None = None
+        self.orders: BatchConsumer | None = None
+        self.learner: LearnerService | None = None
+        self.started_at = time.time()
+        self.redis_ok = True
+
+    async def send_dead_letters(self, letters: list[DeadLetter]) -> None:
+        """Publish dead letters and wait for the broker's ack (before the batch commits)."""
+        assert self.producer is not None
+        topic = self.runtime.topics["dead-letters"]
+        futures = [await self.producer.send(topic, d.to_json(), key=d.key) for d in letters]
+        await asyncio.gather(*futures)
+        m = self.runtime.metrics
+        for d in letters:
+            m.dead_letters_total.labels(topic=d.topic, reason=d.reason).inc()
+            logger.warning("dead letter %s/%d@%d: %s", d.topic, d.partition, d.offset, d.error[:200])
+
+    async def handle_orders(self, records: Sequence[ConsumerRecord]) -> None:
+        """The order/event batch handler: process, publish dead letters, count."""
+        rt = self.runtime
+        t0 = time.perf_counter()
+        try:
+            outcome = rt.processor.process(records)
+        except Exception:
+            self.redis_ok = False
+            rt.metrics.redis_errors_total.labels(op="process_batch").inc()
+            raise
+        self.redis_ok = True
+        if outcome.dead_letters:
+            await self.send_dead_letters(outcome.dead_letters)
+        m = rt.metrics
+        per_topic: dict[str, int] = {}
+        for r in records:
+            per_topic[r.topic] = per_topic.get(r.topic, 0) + 1
+        for topic, n in per_topic.items():
+            m.events_processed_total.labels(topic=topic).inc(n)
+        m.duplicate_events_total.labels(topic=rt.topics["orders"]).inc(
+            outcome.statuses.get("duplicate", 0) + outcome.statuses.get("fenced", 0)
+        )
+        m.late_events_total.labels(topic=rt.topics["orders"]).inc(outcome.statuses.get("late", 0))
+        for scorer in rt.processor.scorers:
+            m.predictions_total.labels(model=scorer.name).inc(outcome.orders)
+        hist = (
+            m.scoring_latency_seconds.labels(model=rt.processor.scorers[0].name)
+            if rt.processor.scorers
+            else None
+        )
+        if hist is not None:
+            for s in outcome.scoring_seconds:
+                hist.observe(s)
+        m.processing_latency_seconds.labels(stage="order_batch").observe(time.perf_counter() - t0)
+        m.worker_last_progress_timestamp_seconds.set(time.time())
+
+    async def handle_labels(self, outcome: LabelBatchOutcome) -> None:
+        """After each label batch: dead letters and model metrics."""
+        if outcome.dead_letters:
+            await self.send_dead_letters(outcome.dead_letters)
+        m = self.runtime.metrics
+        for slot in self.runtime.slots:
+            n = outcome.learned.get(slot.name, 0)
+            if n:
+                m.labels_learned_total.labels(model=slot.name).inc(n)
+                m.worker_last_progress_timestamp_seconds.set(time.time())
+            d = outcome.drifts.get(slot.name, 0)
+            if d:
+                m.drift_alarms_total.labels(model=slot.name, detector="adwin", feature="(loss)").inc(d)
+            for window, values in slot.learner.metric_values().items():
+                for metric, value in values.items():
+                    if value is not None:
+                        m.model_metric.labels(model=slot.name, metric=metric, window=window).set(float(value))
+
+    async def refresh_gauges(self) -> None:
+        """Consumer lag and snapshot counts (a timer calls this)."""
+        m = self.runtime.metrics
+        if self.orders is not None and self.orders.last_poll:
+            # WorkerStalled watches this: the consume loop is alive even when the stream is idle
+            m.worker_last_progress_timestamp_seconds.set(self.orders.last_poll)
+        if self.orders is not None:
+            try:
+                for topic, lag in (await self.orders.lag()).items():
+                    m.consumer_lag_messages.labels(topic=topic).set(lag)
+            except Exception:  # lag is advisory; a broker hiccup must not stop the timer
+                m.broker_errors_total.labels(op="lag").inc()
+                logger.debug("lag refresh failed", exc_info=True)
+        for slot in self.runtime.slots:
+            v = slot.learner.version
+            if v:
+                m.model_version_info.labels(model=slot.name, version=v, alias="latest").set(1)
+
+
+def create_app(runtime: Runtime, bootstrap: str) -> tuple[faust.App, Hub]:
+    """Build the Faust app for one worker."""
+    s = runtime.settings
+    app = faust.App(
+        s.app_id,
+        broker=f"kafka://{bootstrap}",
+        broker_session_timeout=s.session_timeout_s,
+        broker_heartbeat_interval=max(0.5, s.session_timeout_s / 3),
+        web_host=s.web_host,
+        web_port=s.web_port,
+        web_bind=s.web_host,
+        store="memory://",
+        topic_partitions=s.partitions,
+        producer_acks=-1,
+    )
+    hub = Hub(runtime, bootstrap)
+
+    @app.task
+    async def start_services() -> None:
+        hub.producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all", linger_ms=5)
+        await hub.producer.start()
+        hub.orders = BatchConsumer(
+            ConsumerOptions(
+                bootstrap=bootstrap,
+                group_id=s.consumer_group,
+                topics=(s.topic_orders, s.topic_events),
+                batch_max=s.batch_max,
+                batch_timeout_ms=s.batch_timeout_ms,
+                session_timeout_s=s.session_timeout_s,
+            ),
+            hub.handle_orders,
+        )
+        hub.learner = LearnerService(
+            runtime.joiner, bootstrap, s.topic_labels, runtime.registry, on_batch=hub.handle_labels
+        )
+        await app.add_runtime_dependency(hub.orders)
+        await app.add_runtime_dependency(hub.learner)
+        runtime.metrics.worker_up.set(1)
+        logger.info("worker ready: orders from %s, labels from %s", s.topic_orders, s.topic_labels)
+
+    @app.timer(2.0)
+    async def gauges() -> None:
+        await hub.refresh_gauges()
+
+    @app.page("/health")
+    async def health(web: Any, request: Any) -> Any:
+        ok = hub.orders is not None and hub.learner is not None and hub.redis_ok
+        body = {
+            "status": "ok" if ok else "degraded",
+            "redis": "ok" if hub.redis_ok else "failing",
+            "events": hub.orders.events if hub.orders else 0,
+            "labels": hub.learner.labels_consumed if hub.learner else 0,
+            "models": {
+                sl.name: {"version": sl.learner.version, "examples": sl.learner.examples_learned}
+                for sl in runtime.slots
+            },
+        }
+        return web.json(body, status=200 if ok else 503)
+
+    return app, hub
+
+
+def start_metrics_server(runtime: Runtime) -> Any:
+    """Serve /metrics on the configured loopback address."""
+    s = runtime.settings
+    return serve_metrics(runtime.metrics_registry, host=s.metrics_host, port=s.metrics_port)

@@ -1,0 +1,22 @@
+"""The commerce simulator: a seeded stream of orders, customer events and delayed labels with ground truth.
+
+:class:`Simulator` generates the stream from a :class:`SimulatorConfig`; :func:`write_jsonl` /
+:func:`read_jsonl` keep it in a history file and :func:`produce` sends it to Kafka.
+"""
+
+from streams.simulation.config import DriftSpec, SimulatorConfig
+from streams.simulation.generator import SimulationCounters, Simulator
+from streams.simulation.jsonl import read_jsonl, write_jsonl
+from streams.simulation.producer import ProduceStats, event_key, produce
+
+__all__ = [
+    "DriftSpec",
+    "ProduceStats",
+    "SimulationCounters",
+    "Simulator",
+    "SimulatorConfig",
+    "event_key",
+    "produce",
+    "read_jsonl",
+    "write_jsonl",
+]

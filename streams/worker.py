@@ -1,0 +1,85 @@
+"""``hanzo-ml worker``: check the services, wire the runtime, run the Faust app until stopped."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+from typing import Any
+
+from config.settings import Settings
+
+logger = logging.getLogger(__name__)
+
+
+def run_worker(settings: Settings, pipelines: list[str]) -> int:
+    """Run one worker in the foreground (SIGTERM or Ctrl-C stops it cleanly)."""
+    import faust
+
+    from streams.app import create_app, start_metrics_server
+    from streams.embedded import check_kafka, check_redis, resolve_services
+    from streams.runtime import build_runtime
+    from streams.topics import ensure_topics
+
+    services = resolve_services(settings)
+    password = settings.redis_password.get_secret_value() if settings.redis_password else None
+    check_kafka(services.kafka_bootstrap)
+    check_redis(services.redis_url, password=password)
+    runtime = build_runtime(settings, services.redis_url, pipelines)
+    app, _hub = create_app(runtime, services.kafka_bootstrap)
+    topics = {t: settings.partitions for t in runtime.topics.values()}
+
+    @app.task(on_leader=False)
+    async def _topics() -> None:
+        await ensure_topics(services.kafka_bootstrap, topics)
+
+    # the topics task must run before the services task that create_app registered
+    app._app_tasks.insert(0, app._app_tasks.pop())
+    server = start_metrics_server(runtime)
+    logger.info(
+        "metrics on http://%s:%d/metrics, web on http://%s:%d",
+        settings.metrics_host,
+        settings.metrics_port,
+        settings.web_host,
+        settings.web_port,
+    )
+    worker = faust.Worker(app, loglevel=settings.log_level, quiet=True, redirect_stdouts=False)
+    try:
+        worker.execute_from_commandline()
+    except SystemExit as exc:
+        return int(exc.code or 0)
+    finally:
+        _shutdown(server)
+    return 0
+
+
+def _shutdown(server: Any) -> None:
+    stop = getattr(server, "shutdown", None)
+    if callable(stop):
+        stop()
+
+
+def _cmd_worker(args: argparse.Namespace, settings: Settings) -> int:
+    updates: dict[str, Any] = {}
+    if args.web_port is not None:
+        updates["web_port"] = args.web_port
+    if args.metrics_port is not None:
+        updates["metrics_port"] = args.metrics_port
+    if updates:
+        settings = settings.model_copy(update=updates)
+    return run_worker(settings, args.pipeline or ["fraud_detection"])
+
+
+def add_commands(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+    """Register ``worker``."""
+    p = sub.add_parser("worker", help="run the stream worker (features, scoring, learning, snapshots)")
+    p.add_argument(
+        "--pipeline",
+        action="append",
+        metavar="NAME|FILE",
+        help="pipeline to run (repeatable; default: fraud_detection)",
+    )
+    p.add_argument("--web-port", type=int, default=None, help="HTTP port (default HANZO_WEB_PORT or 6066)")
+    p.add_argument(
+        "--metrics-port", type=int, default=None, help="/metrics port (default HANZO_METRICS_PORT or 9464)"
+    )
+    p.set_defaults(func=_cmd_worker)

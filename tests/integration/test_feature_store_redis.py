@@ -1,0 +1,174 @@
+"""The shared feature-store suite on a real redis-server, plus the Redis layout, scripts and round trips."""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+import redis
+from redis.crc import key_slot
+
+from features import EventRecord, FeatureStore, InMemoryOnlineStore, RedisOnlineStore
+from tests.feature_store_suite import AGGS, DAY, HOUR, METHODS, T0, Clock, FeatureStoreSuite, order, ticket
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.fixture
+def clock() -> Clock:
+    return Clock()
+
+
+@pytest.fixture
+def make_store(redis_client: redis.Redis, key_prefix: str, clock: Clock) -> Callable[..., FeatureStore]:
+    def make(definitions=AGGS, **kwargs) -> FeatureStore:  # type: ignore[no-untyped-def]
+        return FeatureStore(
+            definitions, backend=RedisOnlineStore(redis_client, key_prefix), clock=clock, **kwargs
+        )
+
+    return make
+
+
+class TestRedisStore(FeatureStoreSuite):
+    pass
+
+
+class CountingClient:
+    """A real client whose round trips are counted: one per pipeline execute, one per direct command."""
+
+    def __init__(self, client: redis.Redis) -> None:
+        self.client = client
+        self.round_trips = 0
+
+    def pipeline(self, transaction: bool = True) -> Any:
+        pipe = self.client.pipeline(transaction=transaction)
+        execute = pipe.execute
+
+        def counted(*args: Any, **kwargs: Any) -> Any:
+            self.round_trips += 1
+            return execute(*args, **kwargs)
+
+        pipe.execute = counted  # type: ignore[method-assign]
+        return pipe
+
+    def __getattr__(self, name: str) -> Any:
+        attr = getattr(self.client, name)
+        if not callable(attr):
+            return attr
+
+        def counted(*args: Any, **kwargs: Any) -> Any:
+            self.round_trips += 1
+            return attr(*args, **kwargs)
+
+        return counted
+
+
+def evalsha_calls(client: redis.Redis) -> int:
+    return int(client.info("commandstats").get("cmdstat_evalsha", {}).get("calls", 0))
+
+
+def test_one_round_trip_per_batch_and_per_read(
+    redis_client: redis.Redis, key_prefix: str, clock: Clock
+) -> None:
+    counting = CountingClient(redis_client)
+    store = FeatureStore(AGGS, backend=RedisOnlineStore(counting, key_prefix), clock=clock)  # type: ignore[arg-type]
+    store.apply_batch("customer", [EventRecord(order("warm", T0, customer="w"))])  # loads the scripts
+    store.get_features(customer_id="w")
+    counting.round_trips = 0
+    calls = evalsha_calls(redis_client)
+    batch = [
+        EventRecord(order(f"o{i}", T0 + i * 1000, customer=f"c{i % 7}"), "orders", 0, i) for i in range(200)
+    ]
+    results = store.apply_batch("customer", batch)
+    assert [r.status for r in results] == ["applied"] * 200
+    assert counting.round_trips == 1
+    assert evalsha_calls(redis_client) - calls == 200  # the server saw the 200 script calls
+    counting.round_trips = 0
+    store.get_features(customer_id="c3")
+    assert counting.round_trips == 1
+    counting.round_trips = 0
+    rows = store.get_features_batch("customer", [f"c{i}" for i in range(7)], features=["n_1h"])
+    assert counting.round_trips == 1 and sum(r["n_1h"] for r in rows) == 200
+
+
+def test_scripts_are_reloaded_after_script_flush(
+    make_store: Callable[..., FeatureStore], redis_client: redis.Redis
+) -> None:
+    store = make_store()
+    store.apply_batch("customer", [EventRecord(order("a", T0, 2.0), "orders", 0, 0)])
+    redis_client.script_flush()
+    out = store.apply_batch("customer", [EventRecord(order("b", T0 + 1, 3.0), "orders", 0, 1)])
+    assert out[0].status == "applied" and out[0].features["spend_life"] == 5.0
+    redis_client.script_flush()
+    assert store.get_features(customer_id="c1", features=["spend_life"]) == {"spend_life": 5.0}
+
+
+def test_key_layout_hash_tag_and_ttls(
+    make_store: Callable[..., FeatureStore], redis_client: redis.Redis, key_prefix: str
+) -> None:
+    store = make_store(entity_ttl_ms=100 * DAY)
+    store.apply_batch("customer", [EventRecord(order("o1", T0, 2.0), "orders", 3, 17)])
+    base = f"{key_prefix}f:{{customer:c1}}"
+    keys = sorted(k.decode() for k in redis_client.scan_iter(match=f"{key_prefix}*"))
+    assert keys == [base, f"{base}:d:o1", f"{base}:fence"]
+    assert len({key_slot(k.encode()) for k in keys}) == 1
+    assert redis_client.hget(f"{base}:fence", "orders/3") == b"17"
+    fields = {k.decode(): v.decode() for k, v in redis_client.hgetall(base).items()}
+    assert fields["_t"] == str(T0) and fields["_e"] == str(T0) and int(fields["_u"]) == T0
+    assert fields[f"spend_24h/s{T0 // (15 * 60_000)}"] == "2" and fields["spend_life/s"] == "2"
+    assert 99 * DAY < redis_client.pttl(base) <= 100 * DAY
+    assert 99 * DAY < redis_client.pttl(f"{base}:fence") <= 100 * DAY
+    mark_ttl = 30 * DAY + 3_600_000  # longest window + default lateness
+    assert mark_ttl - 60_000 < redis_client.pttl(f"{base}:d:o1") <= mark_ttl
+
+
+def test_expired_buckets_are_deleted_from_the_hash(
+    make_store: Callable[..., FeatureStore], redis_client: redis.Redis, key_prefix: str
+) -> None:
+    store = make_store(allowed_lateness_ms=HOUR)
+    records = [EventRecord(order(f"o{i}", T0 + i * 20 * 60_000, 1.0), "orders", 0, i) for i in range(30)]
+    store.apply_batch("customer", records)
+    base = f"{key_prefix}f:{{customer:c1}}"
+    n_1h = [f for f in redis_client.hkeys(base) if f.startswith(b"n_1h/")]
+    # kept: the last 60 min of window + 60 min of lateness; one order every 20 min -> 0, -20, ..., -100 min
+    assert len(n_1h) == 6
+    before = redis_client.hlen(base)
+    store.apply_batch("customer", [EventRecord(order("late", T0 + 40 * DAY, 1.0), "orders", 0, 99)])
+    after = {f.decode() for f in redis_client.hkeys(base)}
+    assert len(after) < before
+    assert [f for f in after if f.startswith("n_1h/")] == [f"n_1h/n{(T0 + 40 * DAY) // 60_000}"]
+
+
+def test_redis_and_memory_agree_on_a_random_stream(
+    make_store: Callable[..., FeatureStore], clock: Clock
+) -> None:
+    rng = random.Random(3)
+    records = []
+    for i in range(300):
+        t = T0 + rng.randrange(0, 10 * DAY)
+        c = f"c{rng.randrange(4)}"
+        if rng.random() < 0.2:
+            records.append(EventRecord(ticket(f"e{i}", t, c), "events", 0, i))
+        else:
+            records.append(
+                EventRecord(order(f"o{i}", t, rng.uniform(1, 99), c, rng.choice(METHODS)), "orders", 0, i)
+            )
+        if rng.random() < 0.05:
+            records.append(records[rng.randrange(len(records))])  # re-deliveries
+    redis_store = make_store(allowed_lateness_ms=2 * DAY)
+    memory_store = FeatureStore(AGGS, backend=InMemoryOnlineStore(), clock=clock, allowed_lateness_ms=2 * DAY)
+    for entity in ("customer", "product"):
+        got = redis_store.apply_batch(entity, records)
+        want = memory_store.apply_batch(entity, records)
+        assert [r.status for r in got] == [r.status for r in want]
+        assert {r.status for r in got} == {"applied", "late", "fenced"}
+        for g, w in zip(got, want, strict=True):
+            assert g.features == pytest.approx(w.features), (g.index, g.status)
+        ids = sorted({r.entity_id for r in got})
+        for as_of in (None, T0 + 5 * DAY):
+            rows = redis_store.get_features_batch(entity, ids, as_of_ms=as_of)
+            expected = memory_store.get_features_batch(entity, ids, as_of_ms=as_of)
+            for row, want_row in zip(rows, expected, strict=True):
+                assert row == pytest.approx(want_row)

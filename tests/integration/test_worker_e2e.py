@@ -1,0 +1,282 @@
+"""The walking skeleton end to end: real broker, real Redis, the worker as its own process.
+
+Produces a few thousand simulated orders with their labels, runs ``hanzo-ml worker`` and checks what a
+shop would check: every order scored, features equal to our own recomputation, the model learned,
+snapshots with metadata, metrics exposed, bad input dead-lettered, re-delivery changes nothing.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+import urllib.request
+from collections import defaultdict
+from pathlib import Path
+
+import pytest
+import redis
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+
+from features import FeatureStore, RedisOnlineStore
+from features.windows import default_bucket_ms
+from registry import Registry
+from streams.embedded import free_port
+from streams.schemas import Label, Order
+from streams.simulation import Simulator, SimulatorConfig, produce
+
+pytestmark = pytest.mark.integration
+
+N_ORDERS = 3000
+
+
+def scrape(port: int) -> dict[str, float]:
+    from prometheus_client.parser import text_string_to_metric_families
+
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=2) as r:
+        text = r.read().decode()
+    out: dict[str, float] = defaultdict(float)
+    for fam in text_string_to_metric_families(text):
+        for s in fam.samples:
+            out[s.name] += s.value
+            for k, v in s.labels.items():
+                out[f"{s.name}|{k}={v}"] += s.value
+    return out
+
+
+def wait_for(what: str, predicate, timeout: float, proc: subprocess.Popen, log: Path) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        assert proc.poll() is None, f"worker died:\n{log.read_text()[-3000:]}"
+        try:
+            if predicate():
+                return
+        except OSError:
+            pass
+        time.sleep(0.5)
+    raise AssertionError(f"timed out waiting for {what}\n{log.read_text()[-3000:]}")
+
+
+def expected_customer_features(orders: list[Order], upto: int) -> dict[str, float]:
+    """Our own recomputation of the customer's features as of orders[upto] (in-order arrival)."""
+    seen = orders[: upto + 1]
+    t = seen[-1].event_time
+
+    def in_window(ts: int, window_ms: int) -> bool:
+        b = default_bucket_ms(window_ms)
+        return ts // b > t // b - window_ms // b
+
+    h, d = 3_600_000, 86_400_000
+    last30 = [o.total for o in seen if in_window(o.event_time, 30 * d)]
+    prev = seen[-2].event_time if len(seen) > 1 else None
+    return {
+        "orders_1h": float(sum(in_window(o.event_time, h) for o in seen)),
+        "orders_24h": float(sum(in_window(o.event_time, d) for o in seen)),
+        "spend_24h": sum(o.total for o in seen if in_window(o.event_time, d)),
+        "mean_order_value_30d": sum(last30) / len(last30),
+        "lifetime_spend": sum(o.total for o in seen),
+        "seconds_since_last_order": (t - prev) / 1000 if prev is not None else -1.0,
+    }
+
+
+@pytest.fixture
+def history() -> list:
+    sim = Simulator(
+        SimulatorConfig(
+            seed=11,
+            orders=N_ORDERS,
+            customers=300,
+            orders_per_day=400,
+            browse_events_per_order=1.0,
+            chargeback_delay_days=(0.5, 3.0),
+            settle_delay_days=(0.5, 2.0),
+            fraud_rate=0.05,
+        )
+    )
+    return list(sim.events())
+
+
+def test_worker_end_to_end(kafka_bootstrap, redis_url, topic_names, key_prefix, tmp_path, history):
+    orders = [e for e in history if isinstance(e, Order)]
+    labels = [e for e in history if isinstance(e, Label)]
+    assert len(orders) == N_ORDERS
+    topics = {
+        "order": topic_names["orders"],
+        "customer_event": topic_names["events"],
+        "label": topic_names["labels"],
+    }
+    asyncio.run(produce(history, kafka_bootstrap, topics))
+
+    web_port, metrics_port = free_port(), free_port()
+    registry_dir = tmp_path / "registry"
+    env = {
+        **os.environ,
+        "HANZO_KAFKA_BOOTSTRAP": kafka_bootstrap,
+        "HANZO_REDIS_URL": redis_url,
+        "HANZO_TOPIC_ORDERS": topic_names["orders"],
+        "HANZO_TOPIC_EVENTS": topic_names["events"],
+        "HANZO_TOPIC_LABELS": topic_names["labels"],
+        "HANZO_TOPIC_SCORES": topic_names["scores"],
+        "HANZO_TOPIC_DEAD_LETTERS": topic_names["dead-letters"],
+        "HANZO_KEY_PREFIX": key_prefix,
+        "HANZO_REGISTRY_DIR": str(registry_dir),
+        "HANZO_STATE_DIR": str(tmp_path / "state"),
+        "HANZO_CONSUMER_GROUP": f"g-{key_prefix}",
+        "HANZO_APP_ID": f"app-{key_prefix.strip(':')}",
+        "HANZO_WEB_PORT": str(web_port),
+        "HANZO_METRICS_PORT": str(metrics_port),
+    }
+    log = tmp_path / "worker.log"
+    with log.open("wb") as out:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "streams.cli", "worker"], env=env, stdout=out, stderr=subprocess.STDOUT
+        )
+    client = redis.Redis.from_url(redis_url)
+    try:
+
+        def n_scores() -> int:
+            return sum(1 for _ in client.scan_iter(match=f"{key_prefix}score:fraud_detection:*", count=5000))
+
+        wait_for("every order scored", lambda: n_scores() == N_ORDERS, 120, proc, log)
+        wait_for(
+            "every label learned",
+            lambda: scrape(metrics_port)["hanzo_labels_learned_total"] >= len(labels),
+            120,
+            proc,
+            log,
+        )
+
+        # 1. every order has a score record with model, version and time
+        for o in orders[:: max(1, N_ORDERS // 50)]:
+            rec = json.loads(client.get(f"{key_prefix}score:fraud_detection:{o.order_id}"))
+            assert (
+                0.0 <= rec["score"] <= 1.0 and rec["model"] == "fraud_detection" and rec["scored_at_ms"] > 0
+            )
+
+        # 2. the vector scored for an order equals our own recomputation from the produced events
+        by_customer: dict[str, list[Order]] = defaultdict(list)
+        for o in orders:
+            by_customer[o.customer_id].append(o)
+        busiest = sorted(by_customer, key=lambda c: -len(by_customer[c]))[:10]
+        checked = 0
+        for cid in busiest:
+            cust_orders = by_customer[cid]
+            for i in range(0, len(cust_orders), 3):
+                stored = json.loads(client.get(f"{key_prefix}x:fraud_detection:{cust_orders[i].order_id}"))[
+                    "x"
+                ]
+                for name, value in expected_customer_features(cust_orders, i).items():
+                    assert stored[name] == pytest.approx(value, rel=1e-9, abs=1e-9), (cid, i, name)
+                    checked += 1
+        assert checked > 100
+
+        # 3. the model learned the simulator's signal (progressive AUC, predict-then-learn)
+        m = scrape(metrics_port)
+        cumulative_auc = _metric(metrics_port, "auc", "cumulative")
+        assert cumulative_auc > 0.7
+
+        # 4. snapshots with metadata
+        versions = Registry(registry_dir).list_versions("fraud_detection")
+        assert len(versions) >= 2
+        meta = versions[-1].metadata
+        assert meta["examples_learned"] >= 1000
+        assert "auc" in meta["metrics"]["cumulative"]
+        assert sum(meta["offsets"].values()) > 0
+        learner = Registry(registry_dir).load("fraud_detection", "latest")
+        assert (
+            0.0
+            <= learner.score(
+                json.loads(client.get(f"{key_prefix}x:fraud_detection:{orders[-1].order_id}"))["x"]
+            )
+            <= 1.0
+        )
+
+        # 5. /metrics shows the counters
+        assert m[f"hanzo_events_processed_total|topic={topic_names['orders']}"] == N_ORDERS
+        assert m["hanzo_scoring_latency_seconds_count"] >= N_ORDERS
+
+        # 6. malformed input goes to the dead-letter topic; the worker keeps running
+        bad = [b"{not json", b'{"kind":"order","order_id":"x"}', b"\xff\xfe"]
+        asyncio.run(_send(kafka_bootstrap, topic_names["orders"], bad))
+        wait_for(
+            "dead letters counted",
+            lambda: scrape(metrics_port)["hanzo_dead_letters_total"] >= 3,
+            60,
+            proc,
+            log,
+        )
+        letters = asyncio.run(_read_all(kafka_bootstrap, topic_names["dead-letters"], 3))
+        reasons = sorted(json.loads(v)["reason"] for v in letters)
+        assert reasons == ["malformed_json", "not_utf8", "schema"]
+
+        # 7. producing the same orders again changes no feature
+        store = FeatureStore(backend=RedisOnlineStore(client, key_prefix=key_prefix))
+        names = [f.name for f in store.list_features() if f.entity == "customer"]
+        before_features = store.get_features_batch(entity="customer", ids=busiest, features=names)
+        processed = scrape(metrics_port)[f"hanzo_events_processed_total|topic={topic_names['orders']}"]
+        asyncio.run(produce(orders, kafka_bootstrap, topics))
+        wait_for(
+            "re-delivered orders processed",
+            lambda: (
+                scrape(metrics_port)[f"hanzo_events_processed_total|topic={topic_names['orders']}"]
+                >= processed + N_ORDERS
+            ),
+            120,
+            proc,
+            log,
+        )
+        after_features = store.get_features_batch(entity="customer", ids=busiest, features=names)
+        assert before_features == after_features
+        assert all(f["orders_lifetime"] > 0 for f in before_features)
+        assert scrape(metrics_port)["hanzo_duplicate_events_total"] >= N_ORDERS
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(30)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(5)
+        client.close()
+
+
+def _metric(port: int, metric: str, window: str) -> float:
+    from prometheus_client.parser import text_string_to_metric_families
+
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=2) as r:
+        for fam in text_string_to_metric_families(r.read().decode()):
+            for s in fam.samples:
+                if (
+                    s.name == "hanzo_model_metric"
+                    and s.labels.get("metric") == metric
+                    and s.labels.get("window") == window
+                ):
+                    return s.value
+    raise AssertionError(f"no hanzo_model_metric for {metric}/{window}")
+
+
+async def _send(bootstrap: str, topic: str, values: list[bytes]) -> None:
+    p = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all")
+    await p.start()
+    try:
+        for v in values:
+            await p.send_and_wait(topic, v, key=b"bad")
+    finally:
+        await p.stop()
+
+
+async def _read_all(bootstrap: str, topic: str, n: int) -> list[bytes]:
+    c = AIOKafkaConsumer(topic, bootstrap_servers=bootstrap, auto_offset_reset="earliest", group_id=None)
+    await c.start()
+    out: list[bytes] = []
+    try:
+        deadline = time.monotonic() + 30
+        while len(out) < n and time.monotonic() < deadline:
+            for rs in (await c.getmany(timeout_ms=500)).values():
+                out.extend(r.value for r in rs)
+    finally:
+        await c.stop()
+    return out
