@@ -12,6 +12,9 @@ from learners.factory import (
 from learners.keys import score_key, vector_key
 from learners.metrics import METRICS, MetricSet, lower_is_better
 from learners.online import LearnOutcome, OnlineLearner
+from learners.serving import ServingEngine
+from learners.serving_cache import PredictionCache
+from learners.serving_models import Prediction, ServedModel, UnknownModelError
 
 __all__ = [
     "METRICS",
@@ -20,6 +23,11 @@ __all__ = [
     "MetricSet",
     "ModelEntry",
     "OnlineLearner",
+    "Prediction",
+    "PredictionCache",
+    "ServedModel",
+    "ServingEngine",
+    "UnknownModelError",
     "build_estimator",
     "build_model",
     "check_hyperparameters",

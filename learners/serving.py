@@ -1,0 +1,482 @@
+"""ServingEngine: predictions on demand, micro-batched feature reads, a prediction cache, hot reload.
+
+The streaming worker scores every order as it arrives and writes ``score:{model}:{subject}``
+(:func:`lookup_score` reads it back). The engine answers the other question, "score this now": it reads
+the entity's stored features, lets request-time values override or add to them, and scores with the
+model it serves, which may follow a registry alias (``production``) and be swapped while it serves.
+
+Guarantees, stated plainly:
+
+- Concurrent :meth:`ServingEngine.predict` calls are collected into batches of at most ``max_batch``;
+  the engine lingers for more only while new requests keep arriving, and never longer than
+  ``max_wait_ms``, so an idle engine adds no wait. One batch reads the features of all its entities
+  with one store call per entity kind (``get_features_batch``), then scores each request.
+- A batch is read and scored without yielding to the event loop, and a model swap (hot reload) is one
+  assignment on the loop's thread: a swap happens between batches, never inside one, and every
+  response names the version that scored it.
+- The cache hits only when the stored values just read equal those the cached score was computed from
+  (see :mod:`learners.serving_cache`); it saves the model call, not the store read.
+
+The engine is driven by one event loop; :meth:`ServingEngine.predict_sync` may be called from another
+thread with a thread-safe store (the Redis one), not with :class:`features.InMemoryOnlineStore`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import math
+import time
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import redis
+
+from config.errors import ConfigError, HanzoError, ServiceUnavailableError, ValidationError
+from learners.keys import score_key
+from learners.serving_cache import PredictionCache
+from learners.serving_models import (
+    FeatureReader,
+    Prediction,
+    Request,
+    ServedModel,
+    UnknownModelError,
+    check_value,
+    scorer_for,
+)
+
+logger = logging.getLogger(__name__)
+
+
+class ServingEngine:
+    """Serve models over the feature store: batched reads, a prediction cache, registry hot reload.
+
+    Parameters
+    ----------
+    store
+        The feature store (:class:`features.FeatureStore`).
+    redis_client
+        A sync redis-py client for :meth:`lookup_score` (not needed for predictions).
+    key_prefix
+        Prefix of the score keys (the worker's ``key_prefix``).
+    registry
+        A :class:`registry.RegistryReader`, for :meth:`follow` and :meth:`reload`.
+    max_batch
+        Most requests scored in one batch.
+    max_wait_ms
+        Longest time a batch waits for more requests (only while more keep arriving).
+    cache_size
+        Entries of the prediction cache; ``0`` turns it off.
+
+    Examples
+    --------
+    >>> import asyncio
+    >>> from features import FeatureStore
+    >>> from river import linear_model
+    >>> engine = ServingEngine(FeatureStore())
+    >>> engine.register("fraud", linear_model.LogisticRegression(), ["orders_24h", "order_total"],
+    ...                 version="1.0.0")
+    >>> request = {"customer_id": "cust_123", "order_total": 120.0}
+    >>> p = asyncio.run(engine.predict(model="fraud", features=request))
+    >>> p.score, p.version, p.cached, p.features
+    (0.5, '1.0.0', False, {'orders_24h': 0.0, 'order_total': 120.0})
+    >>> engine.predict_sync("fraud", request).cached
+    True
+    """
+
+    def __init__(
+        self,
+        store: FeatureReader,
+        redis_client: Any | None = None,
+        key_prefix: str = "",
+        registry: Any | None = None,
+        max_batch: int = 64,
+        max_wait_ms: float = 1.0,
+        cache_size: int = 10_000,
+    ) -> None:
+        self.store = store
+        self.redis_client = redis_client
+        self.key_prefix = key_prefix
+        self.registry = registry
+        self.max_batch = max_batch
+        self.max_wait_ms = max_wait_ms
+        self.cache_size = cache_size
+        self._reset()
+
+    def _reset(self) -> None:
+        if self.max_batch < 1:
+            msg = f"max_batch={self.max_batch} must be at least 1"
+            raise ConfigError(msg)
+        if self.max_wait_ms < 0:
+            msg = f"max_wait_ms={self.max_wait_ms} is negative; give 0 or more"
+            raise ConfigError(msg)
+        self.cache = PredictionCache(self.cache_size)
+        self._models: dict[str, ServedModel] = {}
+        self._generation = 0
+        self._pending: list[Request] = []
+        self._scheduled = False
+        self._linger_start = 0.0
+        self._seen = 0
+        self._followers: dict[str, asyncio.Task[None]] = {}
+        self.batches = 0
+        self.store_reads = 0
+        self.reloads = 0
+        self.reload_errors = 0
+
+    # -- models ---------------------------------------------------------------------------------------
+
+    def register(
+        self,
+        name: str,
+        model: Any,
+        features: Sequence[str],
+        entity: str = "customer",
+        version: str | None = None,
+        *,
+        sha256: str | None = None,
+        alias: str | None = None,
+    ) -> None:
+        """Serve ``model`` as ``name`` (replacing what was served under that name, between batches).
+
+        ``features`` are the model's inputs in order: those the store keeps for ``entity`` are read from
+        it, the others (``order_total``...) come with each request.
+        """
+        self._models[name] = self._entry(name, model, features, entity, version, sha256, alias)
+        logger.info("serving %s@%s (%s features from %s)", name, version, len(features), entity)
+
+    def _entry(
+        self,
+        name: str,
+        model: Any,
+        features: Sequence[str],
+        entity: str,
+        version: str | None,
+        sha256: str | None,
+        alias: str | None,
+    ) -> ServedModel:
+        if isinstance(features, str) or not features or not all(isinstance(f, str) for f in features):
+            msg = f"model {name!r}: features must be a non-empty list of names, got {features!r}"
+            raise ConfigError(msg)
+        known = list(self.store.list_features())
+        entities = sorted({f.entity for f in known if f.kind != "request"})
+        if entity not in entities:
+            msg = f"model {name!r}: the store keeps no feature of entity {entity!r}; entities: {entities}"
+            raise ConfigError(msg)
+        owner = {f.name: f.entity for f in known if f.kind != "request"}
+        for f in features:
+            if f in owner and owner[f] != entity:
+                msg = f"model {name!r}: feature {f!r} belongs to entity {owner[f]!r}, not {entity!r}"
+                raise ConfigError(msg)
+        self._generation += 1
+        return ServedModel(
+            name=name,
+            model=model,
+            features=tuple(features),
+            entity=entity,
+            version=version,
+            sha256=sha256,
+            alias=alias,
+            generation=self._generation,
+            stored=tuple(f for f in features if owner.get(f) == entity),
+            scorer=scorer_for(model),
+            loaded_at=time.time(),
+        )
+
+    def served(self, name: str) -> ServedModel:
+        """The model served as ``name``; :class:`UnknownModelError` naming those served otherwise."""
+        entry = self._models.get(name)
+        if entry is None:
+            served = ", ".join(sorted(self._models)) or "none"
+            msg = (
+                f"unknown model {name!r}; served models: {served}. Register it with engine.register(...) "
+                "or follow it in the registry with engine.follow(...)"
+            )
+            raise UnknownModelError(msg)
+        return entry
+
+    def models(self) -> list[dict[str, Any]]:
+        """Every served model's description, by name."""
+        return [self._models[n].describe() for n in sorted(self._models)]
+
+    # -- predictions ----------------------------------------------------------------------------------
+
+    def _request(self, model: str, features: Mapping[str, Any]) -> Request:
+        entry = self.served(model)
+        if not isinstance(features, Mapping):
+            msg = f"features must be a mapping of names to values, got {type(features).__name__}"
+            raise ValidationError(msg)
+        id_key = f"{entry.entity}_id"
+        entity_id = features.get(id_key)
+        if isinstance(entity_id, int) and not isinstance(entity_id, bool):
+            entity_id = str(entity_id)
+        if not isinstance(entity_id, str) or not entity_id:
+            msg = (
+                f"model {model!r} scores a {entry.entity}: give {id_key!r} as a non-empty string, "
+                f"got {entity_id!r}"
+            )
+            raise ValidationError(msg)
+        wanted = set(entry.features)
+        values: dict[str, Any] = {}
+        ignored = []
+        for k, v in features.items():
+            if k == id_key:
+                continue
+            if isinstance(v, float) and not math.isfinite(v):
+                check_value(k, v)
+            if k in wanted:
+                check_value(k, v)
+                values[k] = v
+            else:
+                ignored.append(k)
+        return Request(model, entity_id, values, tuple(ignored))
+
+    async def predict(self, model: str, features: Mapping[str, Any]) -> Prediction:
+        """Score one entity with ``model``; ``features`` holds ``<entity>_id`` and request-time values.
+
+        Raises :class:`UnknownModelError` for a model not served and :class:`config.errors.ValidationError`
+        for a missing entity id or a bad value.
+        """
+        req = self._request(model, features)
+        loop = asyncio.get_running_loop()
+        req.future = loop.create_future()
+        self._pending.append(req)
+        if len(self._pending) >= self.max_batch:
+            self._flush()
+        elif not self._scheduled:
+            self._scheduled = True
+            self._linger_start = time.perf_counter()
+            self._seen = len(self._pending)
+            loop.call_soon(self._check, loop)
+        return await req.future
+
+    def predict_sync(self, model: str, features: Mapping[str, Any]) -> Prediction:
+        """Score one entity now, in the calling thread (no batching)."""
+        result = self._process([self._request(model, features)])[0]
+        if isinstance(result, BaseException):
+            raise result
+        return result
+
+    def _check(self, loop: asyncio.AbstractEventLoop) -> None:
+        n = len(self._pending)
+        if n > self._seen and (time.perf_counter() - self._linger_start) * 1000 < self.max_wait_ms:
+            self._seen = n  # requests are still arriving: give them one more loop iteration
+            loop.call_soon(self._check, loop)
+            return
+        self._scheduled = False
+        self._flush()
+
+    def _flush(self) -> None:
+        while self._pending:
+            batch = self._pending[: self.max_batch]
+            del self._pending[: self.max_batch]
+            try:
+                results = self._process(batch)
+            except Exception as exc:  # a bug in the engine: every caller of the batch gets it
+                logger.exception("serving batch of %d failed", len(batch))
+                results = [exc] * len(batch)
+            for req, result in zip(batch, results, strict=True):
+                fut = req.future
+                if fut is None or fut.done():
+                    continue
+                if isinstance(result, BaseException):
+                    fut.set_exception(result)
+                else:
+                    fut.set_result(result)
+
+    def _process(self, batch: Sequence[Request]) -> list[Prediction | BaseException]:
+        """Read the batch's features (one store call per entity kind) and score every request."""
+        self.batches += 1
+        results: list[Prediction | BaseException | None] = [None] * len(batch)
+        entries: dict[str, ServedModel] = {}
+        groups: dict[str, list[int]] = {}
+        for i, req in enumerate(batch):
+            entry = self._models.get(req.name)
+            if entry is None:
+                try:
+                    self.served(req.name)
+                except UnknownModelError as exc:
+                    results[i] = exc
+                continue
+            entries[req.name] = entry
+            groups.setdefault(entry.entity, []).append(i)
+        for entity, idxs in groups.items():
+            names = list(dict.fromkeys(f for i in idxs for f in entries[batch[i].name].stored))
+            ids = list(dict.fromkeys(batch[i].entity_id for i in idxs))
+            try:
+                rows = self._read(entity, ids, names)
+            except Exception as exc:  # the store failed: every request of this entity kind gets why
+                rows = dict.fromkeys(ids, exc)
+            for i in idxs:
+                req = batch[i]
+                row = rows[req.entity_id]
+                if isinstance(row, BaseException):
+                    results[i] = row
+                    continue
+                try:
+                    results[i] = self._score(entries[req.name], req, row)
+                except Exception as exc:
+                    exc.add_note(f"while scoring {req.entity_id!r} with model {req.name!r}")
+                    results[i] = exc
+        return [r if r is not None else HanzoError("request not processed") for r in results]
+
+    def _read(
+        self, entity: str, ids: list[str], names: list[str]
+    ) -> dict[str, dict[str, float | None] | BaseException]:
+        if not names:
+            return {i: {} for i in ids}
+        self.store_reads += 1
+        try:
+            return dict(zip(ids, self.store.get_features_batch(entity, ids, features=names), strict=True))
+        except ValidationError:
+            if len(ids) == 1:
+                raise
+        # one id the store refuses (e.g. a character its keys cannot hold) must not fail the others
+        out: dict[str, dict[str, float | None] | BaseException] = {}
+        for i in ids:
+            self.store_reads += 1
+            try:
+                out[i] = self.store.get_features_batch(entity, [i], features=names)[0]
+            except ValidationError as exc:
+                out[i] = exc
+        return out
+
+    def _score(self, entry: ServedModel, req: Request, row: Mapping[str, float | None]) -> Prediction:
+        stamp = tuple(row[n] for n in entry.stored)
+        key = (entry.name, entry.generation, req.entity_id, tuple(sorted(req.values.items())))
+        x: dict[str, Any] = {}
+        for n in entry.features:
+            v = req.values[n] if n in req.values else row.get(n)
+            if v is not None:
+                x[n] = v
+        score = self.cache.get(key, stamp)
+        cached = score is not None
+        if score is None:
+            score = entry.scorer(x)
+            self.cache.put(key, stamp, score)
+        return Prediction(
+            score=score,
+            model=entry.name,
+            version=entry.version,
+            cached=cached,
+            features=x,
+            entity=entry.entity,
+            entity_id=req.entity_id,
+            ignored=req.ignored,
+        )
+
+    # -- score records ----------------------------------------------------------------------------------
+
+    def lookup_score(self, model: str, subject: str) -> dict[str, Any] | None:
+        """The score record the worker wrote at ``score:{model}:{subject}``, ``None`` when there is none."""
+        if self.redis_client is None:
+            msg = "this ServingEngine has no redis_client; pass one to look scores up"
+            raise ConfigError(msg)
+        key = score_key(model, subject, self.key_prefix)
+        try:
+            raw = self.redis_client.get(key)
+        except redis.ConnectionError as exc:
+            msg = f"Redis did not answer reading {key!r} ({exc}); check that it runs"
+            raise ServiceUnavailableError(msg) from exc
+        if raw is None:
+            return None
+        try:
+            record = json.loads(raw)
+        except ValueError as exc:
+            msg = f"score record {key!r} is not JSON ({exc}); it was not written by hanzo-ml"
+            raise ValidationError(msg) from exc
+        return dict(record)
+
+    # -- hot reload ---------------------------------------------------------------------------------------
+
+    async def reload(
+        self,
+        name: str,
+        alias: str = "production",
+        *,
+        features: Sequence[str] | None = None,
+        entity: str | None = None,
+    ) -> bool:
+        """Serve the version ``alias`` points to, if it is not the one served; True when it swapped.
+
+        The manifest is read and the artifact loaded (verified) in a thread; the swap itself is one
+        assignment on the loop's thread. Features default to those served, else the version's
+        ``features`` metadata.
+        """
+        if self.registry is None:
+            msg = "this ServingEngine has no registry; pass registry=RegistryReader(...) to follow models"
+            raise ConfigError(msg)
+        record = await asyncio.to_thread(self.registry.show, name, alias)
+        current = self._models.get(name)
+        if current is not None and (current.version, current.sha256) == (record.version, record.sha256):
+            return False
+        started = time.perf_counter()
+        model, loaded = await asyncio.to_thread(self.registry.load_version, name, record.version)
+        names = features or (current.features if current else None) or loaded.metadata.get("features")
+        if not names:
+            msg = f"{name}@{loaded.version} has no 'features' in its metadata; pass features= to follow()"
+            raise ConfigError(msg)
+        ent = entity or (current.entity if current is not None else "customer")
+        entry = self._entry(name, model, list(names), ent, loaded.version, loaded.sha256, alias)
+        self._models[name] = entry  # the swap: batches run without yielding, so never inside one
+        self.reloads += 1
+        logger.info(
+            "serving %s@%s (%s=%s, was %s) loaded in %.1f ms",
+            name, loaded.version, alias, loaded.version, current.version if current else None,
+            (time.perf_counter() - started) * 1e3,
+        )
+        return True
+
+    def follow(
+        self,
+        name: str,
+        alias: str = "production",
+        every_s: float = 1.0,
+        *,
+        features: Sequence[str] | None = None,
+        entity: str | None = None,
+    ) -> asyncio.Task[None]:
+        """Poll the registry every ``every_s`` seconds and serve whatever ``alias`` points to.
+
+        Call it from the running event loop; it returns the polling task (:meth:`close` stops it). A
+        failing poll (registry unreachable, integrity error) is logged and the current version stays.
+        """
+        if self.registry is None:
+            msg = "this ServingEngine has no registry; pass registry=RegistryReader(...) to follow models"
+            raise ConfigError(msg)
+        old = self._followers.pop(name, None)
+        if old is not None:
+            old.cancel()
+        task = asyncio.get_running_loop().create_task(
+            self._follow(name, alias, every_s, features, entity), name=f"follow:{name}:{alias}"
+        )
+        self._followers[name] = task
+        return task
+
+    async def _follow(
+        self, name: str, alias: str, every_s: float, features: Sequence[str] | None, entity: str | None
+    ) -> None:
+        last_error = ""
+        while True:
+            try:
+                await self.reload(name, alias, features=features, entity=entity)
+                last_error = ""
+            except Exception as exc:  # keep serving the current version; say why once per new reason
+                self.reload_errors += 1
+                if str(exc) != last_error:
+                    last_error = str(exc)
+                    logger.error("following %s@%s failed, still serving %s: %s", name, alias,
+                                 self._models[name].version if name in self._models else None, exc)
+            await asyncio.sleep(every_s)
+
+    async def close(self) -> None:
+        """Stop following the registry and answer the requests still waiting."""
+        tasks = list(self._followers.values())
+        self._followers.clear()
+        for t in tasks:
+            t.cancel()
+        for t in tasks:
+            with contextlib.suppress(asyncio.CancelledError):
+                await t
+        self._flush()

@@ -1,0 +1,261 @@
+"""ServingEngine on the in-memory feature store: predictions, micro-batching, cache, errors, hot reload."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Sequence
+from pathlib import Path
+
+import pytest
+from river import linear_model, preprocessing
+
+from config.errors import ConfigError, ValidationError
+from features import EventRecord, FeatureStore, InMemoryOnlineStore
+from learners.online import OnlineLearner
+from learners.serving import ServingEngine
+from learners.serving_models import UnknownModelError
+from registry import Registry
+from streams.schemas import Order, OrderItem
+
+T0 = 1_700_000_000_000
+FEATURES = ["orders_24h", "spend_24h", "lifetime_spend", "order_total"]
+
+
+class CountingStore:
+    """The real feature store, counting the batched reads that reach it."""
+
+    def __init__(self, store: FeatureStore) -> None:
+        self.store = store
+        self.calls: list[list[str]] = []
+
+    def get_features_batch(self, entity: str, ids: Sequence[str], features=None, as_of_ms=None):  # type: ignore[no-untyped-def]
+        self.calls.append(list(ids))
+        return self.store.get_features_batch(entity, ids, features=features, as_of_ms=as_of_ms)
+
+    def list_features(self):  # type: ignore[no-untyped-def]
+        return self.store.list_features()
+
+
+def order(oid: str, customer: str, total: float, t: int) -> Order:
+    return Order(order_id=oid, customer_id=customer, event_time=t, total=total, currency="EUR",
+                 items=[OrderItem(product_id="p1", category="books", quantity=1, unit_price=total)],
+                 payment_method="card", billing_country="DE", shipping_country="DE", channel="web")
+
+
+def trained(scale: float) -> OnlineLearner:
+    """A small fraud-like model; ``scale`` changes what it learned, so two versions score differently."""
+    learner = OnlineLearner("fraud", preprocessing.StandardScaler() | linear_model.LogisticRegression())
+    for i in range(200):
+        total = 10.0 + (i % 20) * 25.0
+        x = {"orders_24h": float(i % 5), "spend_24h": total * (i % 5), "lifetime_spend": 100.0 + i,
+             "order_total": total}
+        learner.learn_one(x, (total * scale) > 250.0)
+    return learner
+
+
+@pytest.fixture
+def store() -> FeatureStore:
+    s = FeatureStore(backend=InMemoryOnlineStore(), clock=lambda: T0 / 1000 + 60)
+    records = [EventRecord(order(f"o{i}", f"c{i % 10}", 20.0 + i, T0 + i * 1000)) for i in range(50)]
+    s.apply_batch("customer", records)
+    return s
+
+
+@pytest.fixture
+def counting(store: FeatureStore) -> CountingStore:
+    return CountingStore(store)
+
+
+async def test_predict_reads_stored_features_and_takes_request_values(store: FeatureStore) -> None:
+    model = trained(1.0)
+    engine = ServingEngine(store)
+    engine.register("fraud", model, FEATURES, version="1.0.0")
+    p = await engine.predict(model="fraud", features={"customer_id": "c3", "order_total": 120.0})
+    stored = store.get_features(customer_id="c3", features=["orders_24h", "spend_24h", "lifetime_spend"])
+    assert p.features == {**stored, "order_total": 120.0}
+    assert stored["orders_24h"] == 5.0  # c3 placed orders 3, 13, 23, 33, 43
+    assert p.score == pytest.approx(model.score(p.features))
+    assert (p.model, p.version, p.entity_id, p.cached) == ("fraud", "1.0.0", "c3", False)
+    # a request-time value overrides the stored one; keys the model does not use are reported
+    q = await engine.predict(model="fraud", features={"customer_id": "c3", "orders_24h": 0.0, "coupon": "x"})
+    assert q.features["orders_24h"] == 0.0 and "order_total" not in q.features
+    assert q.ignored == ("coupon",)
+    assert q.score == pytest.approx(model.score(q.features))
+
+
+async def test_unknown_entity_gets_the_store_defaults(store: FeatureStore) -> None:
+    engine = ServingEngine(store)
+    engine.register("fraud", trained(1.0), FEATURES)
+    p = await engine.predict(model="fraud", features={"customer_id": "nobody", "order_total": 5.0})
+    assert p.features == {"orders_24h": 0.0, "spend_24h": 0.0, "lifetime_spend": 0.0, "order_total": 5.0}
+    assert p.entity_found is None  # the batched read cannot tell an unknown entity from a quiet one
+
+
+async def test_concurrent_callers_share_one_store_read(store: FeatureStore, counting: CountingStore) -> None:
+    engine = ServingEngine(counting, max_batch=64, max_wait_ms=50.0)
+    engine.register("fraud", trained(1.0), FEATURES)
+    requests = [{"customer_id": f"c{i % 10}", "order_total": float(i)} for i in range(40)]
+    results = await asyncio.gather(*(engine.predict("fraud", r) for r in requests))
+    assert len(counting.calls) == 1
+    assert sorted(counting.calls[0]) == sorted(f"c{i}" for i in range(10))  # each entity read once
+    for r, p in zip(requests, results, strict=True):
+        alone = ServingEngine(store, cache_size=0)
+        alone.register("fraud", engine.served("fraud").model, FEATURES)
+        assert p.entity_id == r["customer_id"] and p.features["order_total"] == r["order_total"]
+        assert p.score == alone.predict_sync("fraud", r).score
+
+
+async def test_batches_are_capped_at_max_batch(counting: CountingStore) -> None:
+    engine = ServingEngine(counting, max_batch=16, max_wait_ms=50.0, cache_size=0)
+    engine.register("fraud", trained(1.0), FEATURES)
+    results = await asyncio.gather(*(engine.predict("fraud", {"customer_id": f"c{i}"}) for i in range(40)))
+    assert len(results) == 40
+    assert [len(c) for c in counting.calls] == [16, 16, 8]
+
+
+async def test_cache_hits_until_the_entity_features_change(
+    store: FeatureStore, counting: CountingStore
+) -> None:
+    engine = ServingEngine(counting)
+    engine.register("fraud", trained(1.0), FEATURES, version="1.0.0")
+    request = {"customer_id": "c1", "order_total": 80.0}
+    first = await engine.predict("fraud", request)
+    second = await engine.predict("fraud", request)
+    assert (first.cached, second.cached) == (False, True)
+    assert second.score == first.score
+    other = await engine.predict("fraud", {"customer_id": "c1", "order_total": 81.0})
+    assert not other.cached  # other request-time values, other entry
+    store.apply_batch("customer", [EventRecord(order("new", "c1", 400.0, T0 + 100_000))])
+    after = await engine.predict("fraud", request)
+    assert not after.cached
+    assert after.features["orders_24h"] == first.features["orders_24h"] + 1
+    assert (await engine.predict("fraud", request)).cached
+    assert len(counting.calls) == 5  # the store is read every time: that is how a change is seen
+
+
+async def test_cache_misses_after_a_new_model_version(store: FeatureStore) -> None:
+    engine = ServingEngine(store)
+    engine.register("fraud", trained(1.0), FEATURES, version="1.0.0")
+    request = {"customer_id": "c2", "order_total": 300.0}
+    await engine.predict("fraud", request)
+    assert (await engine.predict("fraud", request)).cached
+    new_model = trained(0.5)
+    engine.register("fraud", new_model, FEATURES, version="1.1.0")
+    p = await engine.predict("fraud", request)
+    assert (p.cached, p.version) == (False, "1.1.0")
+    assert p.score == pytest.approx(new_model.score(p.features))
+
+
+async def test_unknown_model_names_it_and_lists_the_served_ones(store: FeatureStore) -> None:
+    engine = ServingEngine(store)
+    engine.register("fraud", trained(1.0), FEATURES)
+    engine.register("churn", trained(1.0), ["orders_7d"])
+    with pytest.raises(UnknownModelError, match=r"unknown model 'frod'; served models: churn, fraud"):
+        await engine.predict(model="frod", features={"customer_id": "c1"})
+    with pytest.raises(UnknownModelError, match="frod"):
+        engine.predict_sync("frod", {"customer_id": "c1"})
+
+
+@pytest.mark.parametrize(
+    ("features", "message"),
+    [
+        ({"order_total": 1.0}, "give 'customer_id' as a non-empty string"),
+        ({"customer_id": ""}, "give 'customer_id'"),
+        ({"customer_id": "c1", "order_total": float("nan")}, "'order_total' = nan is not a finite number"),
+        ({"customer_id": "c1", "extra": float("inf")}, "'extra' = inf is not a finite number"),
+        ({"customer_id": "c1", "order_total": [1, 2]}, "'order_total' = \\[1, 2\\] is a list"),
+    ],
+)
+async def test_bad_requests_are_refused_by_name(store: FeatureStore, features: dict, message: str) -> None:
+    engine = ServingEngine(store)
+    engine.register("fraud", trained(1.0), FEATURES)
+    with pytest.raises(ValidationError, match=message):
+        await engine.predict("fraud", features)
+
+
+def test_register_checks_features_and_entity(store: FeatureStore) -> None:
+    engine = ServingEngine(store)
+    with pytest.raises(ConfigError, match="'product_orders_24h' belongs to entity 'product', not 'customer'"):
+        engine.register("fraud", trained(1.0), ["order_total", "product_orders_24h"])
+    with pytest.raises(ConfigError, match="entity 'shop'"):
+        engine.register("fraud", trained(1.0), FEATURES, entity="shop")
+    with pytest.raises(ConfigError, match="non-empty list"):
+        engine.register("fraud", trained(1.0), "orders_24h")
+    with pytest.raises(ConfigError, match="this ServingEngine has no redis_client"):
+        engine.lookup_score("fraud", "o1")
+
+
+async def test_hot_reload_swaps_between_batches_without_failed_requests(
+    store: FeatureStore, tmp_path: Path
+) -> None:
+    registry = Registry(tmp_path)
+    old_model, new_model = trained(1.0), trained(0.4)
+    v1 = registry.register(old_model, "fraud", version="1.0.0", metadata={"features": FEATURES})
+    registry.promote("fraud", v1.version)
+    engine = ServingEngine(store, registry=registry, cache_size=0)
+    engine.follow("fraud", every_s=0.01)
+    for _ in range(200):
+        if engine.models():
+            break
+        await asyncio.sleep(0.01)
+    assert [m["version"] for m in engine.models()] == ["1.0.0"]
+
+    answers: list[tuple[str | None, float, dict]] = []
+    errors: list[BaseException] = []
+    stop = asyncio.Event()
+
+    async def caller(i: int) -> None:
+        n = 0
+        while not stop.is_set():
+            n += 1
+            try:
+                request = {"customer_id": f"c{(i + n) % 12}", "order_total": 10.0 * n}
+                p = await engine.predict("fraud", request)
+            except Exception as exc:
+                errors.append(exc)
+                continue
+            answers.append((p.version, p.score, p.features))
+
+    callers = [asyncio.create_task(caller(i)) for i in range(8)]
+    await asyncio.sleep(0.05)
+    v2 = await asyncio.to_thread(registry.register, new_model, "fraud", "1.1.0", {"features": FEATURES})
+    await asyncio.to_thread(registry.promote, "fraud", v2.version)
+    for _ in range(300):
+        if engine.served("fraud").version == "1.1.0":
+            break
+        await asyncio.sleep(0.01)
+    await asyncio.sleep(0.05)
+    stop.set()
+    await asyncio.gather(*callers)
+    await engine.close()
+
+    assert errors == []
+    versions = [v for v, _, _ in answers]
+    assert set(versions) == {"1.0.0", "1.1.0"}
+    switch = versions.index("1.1.0")
+    assert all(v == "1.0.0" for v in versions[:switch]) and all(v == "1.1.0" for v in versions[switch:])
+    # each answer was scored by the model its version names, never a mix
+    for version, score, x in answers[switch - 20 : switch + 20]:
+        expected = (old_model if version == "1.0.0" else new_model).score(x)
+        assert score == pytest.approx(expected)
+    assert engine.reloads == 2 and engine.reload_errors == 0
+
+
+async def test_follow_keeps_serving_when_the_registry_fails(store: FeatureStore, tmp_path: Path) -> None:
+    registry = Registry(tmp_path)
+    v1 = registry.register(trained(1.0), "fraud", version="1.0.0", metadata={"features": FEATURES})
+    registry.promote("fraud", v1.version)
+    engine = ServingEngine(store, registry=registry)
+    assert await engine.reload("fraud")
+    assert not await engine.reload("fraud")  # same version and sha256: nothing to do
+    artifact = tmp_path / "models" / "fraud" / "versions" / "1.1.0" / "model.pkl"
+    v2 = registry.register(trained(0.4), "fraud", version="1.1.0", metadata={"features": FEATURES})
+    registry.promote("fraud", v2.version)
+    artifact.write_bytes(artifact.read_bytes() + b"tampered")
+    engine.follow("fraud", every_s=0.01)
+    await asyncio.sleep(0.1)
+    await engine.close()
+    assert engine.reload_errors >= 1
+    assert engine.served("fraud").version == "1.0.0"
+    p = await engine.predict("fraud", {"customer_id": "c1"})
+    assert p.version == "1.0.0"
