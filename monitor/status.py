@@ -63,6 +63,16 @@ class Alarm(BaseModel):
     feature: str
 
 
+class PredictionHistogram(BaseModel):
+    """Counts of the predictions in ``len(edges) - 1`` bins: the reference sample and the recent window."""
+
+    model_config = ConfigDict(frozen=True)
+
+    edges: list[float]
+    reference: list[int]
+    recent: list[int]
+
+
 class MonitorStatus(BaseModel):
     """A snapshot of a model's monitoring, as JSON in Redis and as a table in ``hanzo-ml monitor``."""
 
@@ -80,6 +90,10 @@ class MonitorStatus(BaseModel):
     metric_name: str
     metric_value: float | None
     metric_trend: list[float] = Field(description="recent values of the rolling metric, oldest first")
+    metric_trend_at: list[datetime] = Field(
+        default_factory=list, description="when each value of metric_trend was recorded"
+    )
+    prediction_histogram: PredictionHistogram | None = None
     latency_p50_s: float | None
     latency_p99_s: float | None
     last_alarm: Alarm | None
@@ -226,6 +240,7 @@ class Monitor:
         self.n_observed = 0
         self.n_labelled = 0
         self._trend: collections.deque[float] = collections.deque(maxlen=trend_points)
+        self._trend_at: collections.deque[datetime] = collections.deque(maxlen=trend_points)
         self._latencies: collections.deque[float] = collections.deque(maxlen=latency_window)
         self._alarms: collections.deque[Alarm] = collections.deque(maxlen=max_alarms)
         self._checks_seen: dict[str, int] = {}
@@ -308,6 +323,7 @@ class Monitor:
                 self.metric.update(y_true, y_pred)
             if self.n_labelled % self.trend_every == 0:
                 self._trend.append(float(self.metric.get()))
+                self._trend_at.append(self.clock())
 
     def _alarm(self, kind: DriftKind, detector: str, feature: str) -> None:
         alarm = Alarm(at=self.clock(), kind=kind, detector=detector, feature=feature)
@@ -379,10 +395,32 @@ class Monitor:
             metric_name=self.metric_name,
             metric_value=value if value is None or math.isfinite(value) else None,
             metric_trend=list(self._trend),
+            metric_trend_at=list(self._trend_at),
+            prediction_histogram=self._prediction_histogram(),
             latency_p50_s=p50,
             latency_p99_s=p99,
             last_alarm=self._alarms[-1] if self._alarms else None,
             recent_alarms=list(self._alarms),
+        )
+
+    def _prediction_histogram(self, bins: int = 20) -> PredictionHistogram | None:
+        """Histogram of the prediction KS detector's reference sample and recent window (common bins)."""
+        reference = np.asarray(self.prediction_ks._reference, dtype=float)
+        recent = np.asarray(self.prediction_ks._window, dtype=float)
+        both = np.concatenate([reference, recent])
+        both = both[np.isfinite(both)]
+        if both.size == 0:
+            return None
+        low, high = float(both.min()), float(both.max())
+        if low >= 0.0 and high <= 1.0:
+            low, high = 0.0, 1.0  # probabilities: fixed bins, comparable over time
+        elif high <= low:
+            high = low + 1.0
+        edges = np.linspace(low, high, bins + 1)
+        return PredictionHistogram(
+            edges=[float(e) for e in edges],
+            reference=[int(c) for c in np.histogram(reference[np.isfinite(reference)], edges)[0]],
+            recent=[int(c) for c in np.histogram(recent[np.isfinite(recent)], edges)[0]],
         )
 
     @staticmethod

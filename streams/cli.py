@@ -29,6 +29,7 @@ COMMAND_MODULES = (
     "learners.cli",
     "registry.cli",
     "monitor.cli",
+    "monitor.report_cli",
     "streams.dlq",
 )
 
