@@ -308,6 +308,16 @@ class Monitor:
         if self.metrics is not None:
             self._report_metrics(self.metrics)
 
+    def observe_label(self, y_pred: float, y_true: float | None = None, loss: float | None = None) -> None:
+        """Record a label that arrived after its prediction was observed (loss ADWIN, metric trend).
+
+        Use this with delayed labels: :meth:`observe` at scoring time (features, predictions, latency),
+        then this when the label joins, so the feature vector is not counted twice.
+        """
+        self._observe_label(float(y_pred), y_true, loss)
+        if self.metrics is not None:
+            self._report_metrics(self.metrics)
+
     def _observe_label(self, y_pred: float, y_true: float | None, loss: float | None) -> None:
         self.n_labelled += 1
         if loss is None and y_true is not None:
