@@ -27,6 +27,20 @@ class Settings(BaseSettings):
     kafka_bootstrap: str | None = Field(None, description="host:port of an existing Kafka broker")
     redis_url: str | None = Field(None, description="redis:// URL of an existing Redis")
     redis_password: SecretStr | None = None
+    redis_username: str | None = Field(None, description="Redis ACL user")
+    redis_tls: bool = False
+    redis_tls_ca_file: Path | None = None
+    redis_tls_cert_file: Path | None = None
+    redis_tls_key_file: Path | None = None
+    redis_tls_verify: bool = True
+    kafka_security_protocol: Literal["PLAINTEXT", "SSL", "SASL_SSL", "SASL_PLAINTEXT"] = "PLAINTEXT"
+    kafka_sasl_mechanism: Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"] = "PLAIN"
+    kafka_sasl_username: str | None = None
+    kafka_sasl_password: SecretStr | None = None
+    kafka_ssl_ca_file: Path | None = None
+    kafka_ssl_cert_file: Path | None = None
+    kafka_ssl_key_file: Path | None = None
+    kafka_allow_sasl_plaintext: bool = Field(False, description="explicit opt-in to SASL without TLS")
 
     # The embedded stack (`hanzo-ml up`).
     state_dir: Path = Path(".hanzo")
@@ -53,6 +67,11 @@ class Settings(BaseSettings):
     metrics_host: str = "127.0.0.1"
     metrics_port: int = 9464
     snapshot_every: int = 1000
+    feature_allowed_lateness_s: float | None = Field(
+        None,
+        description="feature updates older than this behind an entity's newest event are late; "
+        "default: the longest feature window",
+    )
     label_horizon_s: int = 90 * 86400
     key_prefix: str = Field("", description="prefix of every Redis key (tests give each run its own)")
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"

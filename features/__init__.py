@@ -6,6 +6,7 @@
 - :mod:`features.store` -- :class:`FeatureStore`: ``apply_batch``, ``get_features``, ``@store.feature``.
 - :mod:`features.redis_store` -- :class:`RedisOnlineStore` and its key layout;
   :mod:`features.memory_store` -- :class:`InMemoryOnlineStore`, the same semantics in memory.
+- :mod:`features.backfill` -- replay a history file or the topics through ``apply_batch``.
 """
 
 from features.backend import ApplyResult, EventRecord, OnlineStore

@@ -111,3 +111,7 @@ class OnlineStore(ABC):
     @abstractmethod
     def last_update(self, entity: str, entity_id: str, wall_ms: int) -> tuple[int, int] | None:
         """``(latest event time, wall time of the last write)`` in ms, or ``None`` for an unknown entity."""
+
+    def last_updates(self, entity: str, ids: Sequence[str], wall_ms: int) -> list[tuple[int, int] | None]:
+        """:meth:`last_update` of many entities; backends override it with one round trip."""
+        return [self.last_update(entity, i, wall_ms) for i in ids]

@@ -116,6 +116,8 @@ _ENTITY_FIELDS: dict[tuple[str, str], str] = {
     ("category", "orders"): "items.category",
 }
 
+#: Control characters the Redis state uses as separators; text values get a space instead.
+_SEPARATORS = str.maketrans({c: " " for c in "\x1c\x1d\x1e\x1f"})
 _NAME = re.compile(r"^[a-z][a-z0-9_]*$")
 _WHERE = re.compile(r"""^\s*([a-z_][a-z0-9_]*)\s*==\s*(?:"([^"]*)"|'([^']*)'|([\w.:\-]+))\s*$""")
 
@@ -411,7 +413,7 @@ def input_function(agg: Aggregate) -> Callable[[Event, str], Input]:
         if not values:
             return None
         if kind == "distinct_count":
-            return frozenset(str(v).replace("\x1f", " ") for v in values)
+            return frozenset(str(v).translate(_SEPARATORS) for v in values)
         nums = [float(v) for v in values]
         if kind == "sum":
             return sum(nums)

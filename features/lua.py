@@ -1,7 +1,9 @@
 """Render the per-entity Lua scripts from the feature definitions.
 
 The template ``features/entity.lua`` holds the window code; rendering fills in the entity's aggregates
-(name, kind, bucket size, buckets per window) and its time rules, then appends the entry point:
+(one generated call per aggregate with its name, kind, bucket size and buckets per window as literals:
+an EVAL script keeps nothing between calls, so no definitions table is built per call) and its time
+rules, then appends the entry point:
 ``update`` (one event, atomically: fence, dedupe, lateness, every aggregate, fence and mark, returns the
 values as of the event's time) or ``read`` (values as of a time, read-only). Arguments and replies are
 described in :mod:`features.redis_store`.
@@ -37,12 +39,11 @@ def _template() -> str:
     return TEMPLATE_PATH.read_text(encoding="utf-8")
 
 
-def _aggs_literal(plan: EntityPlan) -> str:
-    rows = [
-        f'  {{name = "{a.name}", kind = "{a.aggregation}", b = {a.bucket_ms}, nb = {a.n_buckets}}},'
-        for a in plan.aggregates
-    ]
-    return "{\n" + "\n".join(rows) + "\n}"
+def _steps(plan: EntityPlan) -> str:
+    return "\n".join(
+        f'  one({i}, "{a.name}", "{a.aggregation}", {a.bucket_ms}, {a.n_buckets})'
+        for i, a in enumerate(plan.aggregates, start=1)
+    )
 
 
 def render(plan: EntityPlan, mode: Literal["update", "read"]) -> Script:
@@ -53,13 +54,16 @@ def render(plan: EntityPlan, mode: Literal["update", "read"]) -> Script:
     >>> from features.definitions import Aggregate
     >>> a = Aggregate(name="orders_1h", entity="customer", source="orders", aggregation="count", window="1h")
     >>> s = render(EntityPlan("customer", (a,), 3_600_000, 86_400_000, 7_200_000), "read")
-    >>> 'name = "orders_1h", kind = "count", b = 60000, nb = 60' in s.source, len(s.sha)
+    >>> 'one(1, "orders_1h", "count", 60000, 60)' in s.source, len(s.sha)
     (True, 40)
     """
     text = _template()
     for placeholder, value in (
         ("{{ENTITY}}", plan.entity),
-        ("{{AGGS}}", _aggs_literal(plan)),
+        ("{{N}}", str(len(plan.aggregates))),
+        ("{{STEPS}}", _steps(plan)),
+        ("{{FIELDS}}", ", ".join(f'"{a.name}"' for a in plan.aggregates)),
+        ("{{VALFMT}}", "<" + "d" * len(plan.aggregates)),
         ("{{LATENESS}}", str(plan.allowed_lateness_ms)),
         ("{{ENTITY_TTL}}", str(plan.entity_ttl_ms)),
         ("{{MARK_TTL}}", str(plan.mark_ttl_ms)),

@@ -6,28 +6,35 @@ Cluster slot and each script touches one slot):
 =================================  ======  ==========================================================
 key                                type    content
 =================================  ======  ==========================================================
-``P f:{customer:42}``              hash    aggregate fields (below) and ``_t`` (largest event time, ms),
-                                           ``_e`` (event time of the last applied event), ``_u`` (wall
-                                           time of the last write, ms), ``_late`` (late events refused)
-``P f:{customer:42}:fence``        hash    ``"topic/partition"`` -> last offset processed
+``P f:{customer:42}``              hash    one field per aggregate (its whole state, below), ``_t``
+                                           (largest event time, ms), ``_e`` (event time of the last
+                                           applied event), ``_u`` (wall time of the last write, ms),
+                                           ``_late`` (late events refused), ``@<topic>/<partition>``
+                                           (offset fence: the last offset processed)
 ``P f:{customer:42}:d:<event_id>`` string  dedupe mark, ``SET NX`` with TTL = longest window + lateness
 =================================  ======  ==========================================================
 
-Aggregate fields are ``<feature>/<component><bucket index>`` (no index for lifetime aggregates);
-components: ``n`` count, ``s`` sum, ``m`` min, ``x`` max, ``l`` last (``"<event ms> <value>"``), ``d``
-distinct values (joined by ``\x1f``), ``e`` latest event time (``time_since_last``). ``mean`` keeps ``s``
-and ``n``. Numbers are written with 17 significant digits, so they read back exactly.
+Aggregate fields (``features/entity.lua`` has the details). Numbers are little-endian doubles. A lifetime
+aggregate keeps its cell: ``count``/``sum``/``min``/``max`` one double, ``mean`` (sum, n), ``last``
+(event ms, value), ``time_since_last`` the latest event ms. A windowed aggregate keeps a header
+``E, R, running aggregate`` then its bucket records ``(bucket index, cell)`` in index order: the first
+``R`` records lie at or below ``E`` (out of the window, kept for the lateness), the others make the
+running aggregate. ``distinct_count`` keeps the same parts as text (members joined by ``\x1f``). So an
+event costs O(1) per aggregate (plus each bucket's eviction once), whatever the history, and an
+aggregate the event does not touch is read, not written.
 
-Expiry: buckets no read within the allowed lateness can need are deleted on every applied write
-(:func:`features.windows.expired_below`); the entity hash and fence get ``PEXPIRE entity_ttl_ms`` on every
-write that is not fenced, so an idle entity disappears after ``entity_ttl_ms`` (lifetime values with it).
+Expiry: a written aggregate drops the buckets no read within the lateness can need
+(:func:`features.windows.expired_below`); every value is computed as if the others were dropped too, as
+the in-memory store does. The entity hash gets ``PEXPIRE entity_ttl_ms`` on every write that is not
+fenced, so an idle entity (its fences and lifetime values with it) disappears after ``entity_ttl_ms``.
 
 Scripts: per entity one *update* and one *read* script, rendered from the definitions by
 :mod:`features.lua` when the store is bound (no I/O) and run with ``EVALSHA``; on ``NOSCRIPT`` the script
-is loaded (``SCRIPT LOAD``) and the refused calls are sent again. Update arguments: ``KEYS`` = hash,
-fence, mark; ``ARGV`` = fence field (``""``: none), offset, event time, wall ms, then one input per
-aggregate (``""``: none). Reply: ``[status, value...]``. Read: ``KEYS`` = hash, ``ARGV`` = as-of ms or
-``""``; reply ``[as_of, value...]`` or ``[nil]`` for an unknown entity.
+is loaded (``SCRIPT LOAD``) and the refused calls are sent again. Update arguments: ``KEYS`` = hash, mark;
+``ARGV`` = fence (``"topic/partition"``, ``""``: none), offset, event time, wall ms, then one input per
+aggregate (:func:`encode_input`, ``""``: none). Reply: ``[status, values]`` with the values as packed
+doubles (NaN: none). Read: ``KEYS`` = hash, ``ARGV`` = as-of ms or ``""``; reply ``[as_of, values]`` or
+``[nil]`` for an unknown entity. Four commands per event (``HMGET``, ``SET NX``, ``HSET``, ``PEXPIRE``).
 
 Round trips: :meth:`RedisOnlineStore.apply` sends a whole batch in one pipeline (no ``MULTI``; each script
 is atomic by itself), :meth:`RedisOnlineStore.read` all entities of a batch in one pipeline.
@@ -36,6 +43,7 @@ is atomic by itself), :meth:`RedisOnlineStore.read` all entities of a batch in o
 from __future__ import annotations
 
 import logging
+import struct
 from collections.abc import Sequence
 from typing import Any
 
@@ -51,29 +59,42 @@ logger = logging.getLogger(__name__)
 SEP = "\x1f"
 
 
-def encode_input(value: Input) -> str:
-    r"""Encode one aggregate input as a script argument.
+_DOUBLE = struct.Struct("<d")
+_PAIR = struct.Struct("<dd")
+
+
+def encode_input(value: Input) -> bytes:
+    r"""Encode one aggregate input as a script argument: little-endian doubles, or text members.
 
     Examples
     --------
-    >>> encode_input(None), encode_input(2.5), encode_input((30.0, 2.0)), encode_input(frozenset({"b", "a"}))
-    ('', '2.5', '30.0 2.0', 'a\x1fb')
+    >>> encode_input(None), encode_input(2.5), encode_input(frozenset({"b", "a"}))
+    (b'', b'\x00\x00\x00\x00\x00\x00\x04@', b'a\x1fb')
+    >>> len(encode_input((30.0, 2.0)))
+    16
     """
     if value is None:
-        return ""
+        return b""
     if isinstance(value, float):
-        return repr(value)
+        return _DOUBLE.pack(value)
     if isinstance(value, tuple):
-        return f"{value[0]!r} {value[1]!r}"
-    return SEP.join(sorted(value))
+        return _PAIR.pack(*value)
+    return SEP.join(sorted(value)).encode()
+
+
+def decode_values(blob: bytes, n: int) -> Values:
+    """Decode the doubles a script returns (NaN: no value).
+
+    Examples
+    --------
+    >>> decode_values(struct.pack("<3d", 1.5, float("nan"), 0.0), 3)
+    [1.5, None, 0.0]
+    """
+    return [None if v != v else v for v in struct.unpack(f"<{n}d", blob)]
 
 
 def _text(value: Any) -> str:
     return value.decode() if isinstance(value, bytes) else str(value)
-
-
-def _number(value: Any) -> float | None:
-    return None if value is None else float(value)
 
 
 class RedisOnlineStore(OnlineStore):
@@ -120,25 +141,35 @@ class RedisOnlineStore(OnlineStore):
     def apply(self, entity: str, updates: Sequence[EntityUpdate]) -> list[tuple[Status, Values]]:
         """Apply the updates in order, in one pipeline (one round trip)."""
         script = self._update[entity]
+        n = len(self._plans[entity].aggregates)
+        prefix = f"{self.key_prefix}f:{{{entity}:"
         calls = []
         for u in updates:
-            key = self.entity_key(entity, u.entity_id)
-            args = [u.fence or "", u.offset, u.event_time, u.wall_ms, *map(encode_input, u.inputs)]
-            calls.append((key, f"{key}:fence", f"{key}:d:{u.event_id}", *args))
-        replies = self._run(script, 3, calls)
-        out: list[tuple[Status, Values]] = []
-        for reply in replies:
-            status: Status = _text(reply[0])  # type: ignore[assignment]
-            out.append((status, [_number(v) for v in reply[1:]]))
-        return out
+            if "{" in u.entity_id or "}" in u.entity_id:
+                self.entity_key(entity, u.entity_id)  # raises, naming the id
+            key = f"{prefix}{u.entity_id}}}"
+            calls.append(
+                (
+                    key,
+                    f"{key}:d:{u.event_id}",
+                    u.fence or "",
+                    u.offset,
+                    u.event_time,
+                    u.wall_ms,
+                    *[encode_input(v) for v in u.inputs],
+                )
+            )
+        replies = self._run(script, 2, calls)
+        return [(_text(r[0]), decode_values(r[1], n)) for r in replies]  # type: ignore[misc]
 
     def read(
         self, entity: str, ids: Sequence[str], as_of_ms: int | None, wall_ms: int
     ) -> list[Values | None]:
         """Values of each entity as of ``as_of_ms`` (default: its latest event time), one pipeline."""
+        n = len(self._plans[entity].aggregates)
         calls = [(self.entity_key(entity, i), "" if as_of_ms is None else as_of_ms) for i in ids]
         replies = self._run(self._read[entity], 1, calls)
-        return [None if r[0] is None else [_number(v) for v in r[1:]] for r in replies]
+        return [None if r[0] is None else decode_values(r[1], n) for r in replies]
 
     def last_update(self, entity: str, entity_id: str, wall_ms: int) -> tuple[int, int] | None:
         """``(largest event time, wall time of the last write)`` in ms."""
@@ -146,6 +177,18 @@ class RedisOnlineStore(OnlineStore):
         if t is None or u is None:
             return None
         return int(float(t)), int(float(u))
+
+    def last_updates(self, entity: str, ids: Sequence[str], wall_ms: int) -> list[tuple[int, int] | None]:
+        """:meth:`last_update` of many entities in one pipeline."""
+        pipe = self.client.pipeline(transaction=False)
+        for i in ids:
+            pipe.hmget(self.entity_key(entity, i), ["_t", "_u"])
+        try:
+            rows = pipe.execute()
+        except redis.ConnectionError as exc:
+            msg = f"Redis did not answer ({exc}); check that it runs and the address is right"
+            raise ServiceUnavailableError(msg) from exc
+        return [None if t is None or u is None else (int(float(t)), int(float(u))) for t, u in rows]
 
     def _run(self, script: Script, n_keys: int, calls: Sequence[Sequence[Any]]) -> list[Any]:
         """``EVALSHA`` every call in one pipeline; load the script and resend the calls refused NOSCRIPT."""

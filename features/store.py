@@ -204,12 +204,24 @@ class FeatureStore:
         self._inputs = {name: input_function(a) for name, a in self._aggregates.items()}
         self._derived: dict[str, DerivedFeature] = {}
         self.status_counts: Counter[str] = Counter()
+        self._last_write_ms: dict[str, int] = {}
         self._backend.bind(list(self._plans.values()))
 
     # -- derived features -------------------------------------------------------------------------
 
     @overload
     def feature(self, fn: F) -> F: ...
+
+    @overload
+    def feature(
+        self,
+        fn: F,
+        *,
+        depends_on: Sequence[str] | None = None,
+        name: str | None = None,
+        description: str = "",
+        dtype: str = "float",
+    ) -> F: ...
 
     @overload
     def feature(
@@ -305,6 +317,8 @@ class FeatureStore:
         out = []
         for i, u, (status, values) in zip(index, updates, replies, strict=True):
             self.status_counts[status] += 1
+            if status == "applied":
+                self._last_write_ms[entity] = wall_ms
             features = self._with_defaults(plan, values)
             features.update(self._derive(derived, features))
             out.append(ApplyResult(i, u.entity_id, u.event_id, status, features))
@@ -367,6 +381,28 @@ class FeatureStore:
         now_ms = int(self.clock() * 1000)
         last = self._backend.last_update(entity, entity_id, now_ms)
         return None if last is None else max(0.0, (now_ms - last[1]) / 1000)
+
+    def max_staleness(self, entity: str, ids: Sequence[str]) -> float | None:
+        """Largest :meth:`freshness` among ``ids`` (one round trip); unknown ids are skipped.
+
+        ``None`` when no id is known. Meant for a freshness gauge: pass the ids of the last batch or a
+        sample of recently scored entities.
+        """
+        self._plan(entity)
+        now_ms = int(self.clock() * 1000)
+        walls = [w[1] for w in self._backend.last_updates(entity, list(ids), now_ms) if w is not None]
+        return max(0.0, (now_ms - min(walls)) / 1000) if walls else None
+
+    def seconds_since_last_write(self, entity: str) -> float | None:
+        """Seconds since this store last applied an event to ``entity`` (no I/O); ``None``: not yet."""
+        self._plan(entity)
+        last = self._last_write_ms.get(entity)
+        return None if last is None else max(0.0, self.clock() - last / 1000)
+
+    @property
+    def entities(self) -> tuple[str, ...]:
+        """The entities that have aggregates, in definition order."""
+        return tuple(self._plans)
 
     def list_features(self) -> list[FeatureInfo]:
         """Every feature: aggregates, derived features, then request-time features of orders."""

@@ -347,3 +347,22 @@ class FeatureStoreSuite:
             store.get_features(customer_id="c1", features=["units_24h"])
         with pytest.raises(ConfigError, match="no feature is defined for entity 'custmer'.*'customer'"):
             store.get_features(custmer_id="c1")
+
+
+class FreshnessSuite:
+    """max_staleness over many ids, on every backend (subclasses provide `make_store` and `clock`)."""
+
+    def test_max_staleness_is_the_oldest_write_among_known_ids(
+        self, make_store: MakeStore, clock: Clock
+    ) -> None:
+        store = make_store(AGGS)
+        store.apply_batch("customer", [EventRecord(order("a", T0, 5.0, "c1"))])
+        clock.now += 40
+        store.apply_batch("customer", [EventRecord(order("b", T0, 6.0, "c2"))])
+        clock.now += 5
+        assert store.max_staleness("customer", ["c2", "zz", "c1"]) == pytest.approx(45.0, abs=0.01)
+        assert store.max_staleness("customer", ["c2"]) == pytest.approx(5.0, abs=0.01)
+        assert store.max_staleness("customer", ["zz"]) is None
+        assert store.seconds_since_last_write("customer") == pytest.approx(5.0, abs=0.01)
+        assert store.seconds_since_last_write("product") is None
+        assert store.entities == ("customer", "product")

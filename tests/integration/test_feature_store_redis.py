@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import random
+import struct
 from collections.abc import Callable
 from typing import Any
 
@@ -11,7 +12,18 @@ import redis
 from redis.crc import key_slot
 
 from features import EventRecord, FeatureStore, InMemoryOnlineStore, RedisOnlineStore
-from tests.feature_store_suite import AGGS, DAY, HOUR, METHODS, T0, Clock, FeatureStoreSuite, order, ticket
+from tests.feature_store_suite import (
+    AGGS,
+    DAY,
+    HOUR,
+    METHODS,
+    T0,
+    Clock,
+    FeatureStoreSuite,
+    FreshnessSuite,
+    order,
+    ticket,
+)
 
 pytestmark = pytest.mark.integration
 
@@ -31,7 +43,7 @@ def make_store(redis_client: redis.Redis, key_prefix: str, clock: Clock) -> Call
     return make
 
 
-class TestRedisStore(FeatureStoreSuite):
+class TestRedisStore(FeatureStoreSuite, FreshnessSuite):
     pass
 
 
@@ -105,21 +117,33 @@ def test_scripts_are_reloaded_after_script_flush(
     assert store.get_features(customer_id="c1", features=["spend_life"]) == {"spend_life": 5.0}
 
 
+def window_state(state: bytes, acc_doubles: int = 1) -> tuple[list[float], list[tuple[int, float]]]:
+    """Decode a count/sum field: ``([E, R, running value], [(bucket index, cell), ...])``."""
+    head = 8 * (2 + acc_doubles)
+    header = list(struct.unpack(f"<{2 + acc_doubles}d", state[:head]))
+    recs = struct.unpack(f"<{(len(state) - head) // 8}d", state[head:])
+    return header, [(int(recs[j]), recs[j + 1]) for j in range(0, len(recs), 2)]
+
+
 def test_key_layout_hash_tag_and_ttls(
     make_store: Callable[..., FeatureStore], redis_client: redis.Redis, key_prefix: str
 ) -> None:
     store = make_store(entity_ttl_ms=100 * DAY)
-    store.apply_batch("customer", [EventRecord(order("o1", T0, 2.0), "orders", 3, 17)])
+    store.apply_batch("customer", [EventRecord(order("o1", T0, 2.0, method="card"), "orders", 3, 17)])
     base = f"{key_prefix}f:{{customer:c1}}"
     keys = sorted(k.decode() for k in redis_client.scan_iter(match=f"{key_prefix}*"))
-    assert keys == [base, f"{base}:d:o1", f"{base}:fence"]
+    assert keys == [base, f"{base}:d:o1"]
     assert len({key_slot(k.encode()) for k in keys}) == 1
-    assert redis_client.hget(f"{base}:fence", "orders/3") == b"17"
-    fields = {k.decode(): v.decode() for k, v in redis_client.hgetall(base).items()}
-    assert fields["_t"] == str(T0) and fields["_e"] == str(T0) and int(fields["_u"]) == T0
-    assert fields[f"spend_24h/s{T0 // (15 * 60_000)}"] == "2" and fields["spend_life/s"] == "2"
+    raw = redis_client.hgetall(base)
+    assert raw[b"@orders/3"] == b"17"
+    assert raw[b"_t"] == str(T0).encode() and raw[b"_e"] == str(T0).encode() and int(raw[b"_u"]) == T0
+    header, records = window_state(raw[b"spend_24h"])
+    assert header[1:] == [0.0, 2.0]  # no bucket kept only for the lateness; window sum 2
+    assert records == [(T0 // (15 * 60_000), 2.0)]
+    assert struct.unpack("<d", raw[b"spend_life"]) == (2.0,)
+    distinct = raw[b"pm_7d"].split(b"\x1c")  # E, members with their bucket counts, newest, older, kept
+    assert distinct[1:4] == [b"card\x1d1", f"{T0 // HOUR}=card".encode(), b""]
     assert 99 * DAY < redis_client.pttl(base) <= 100 * DAY
-    assert 99 * DAY < redis_client.pttl(f"{base}:fence") <= 100 * DAY
     mark_ttl = 30 * DAY + 3_600_000  # longest window + default lateness
     assert mark_ttl - 60_000 < redis_client.pttl(f"{base}:d:o1") <= mark_ttl
 
@@ -131,14 +155,15 @@ def test_expired_buckets_are_deleted_from_the_hash(
     records = [EventRecord(order(f"o{i}", T0 + i * 20 * 60_000, 1.0), "orders", 0, i) for i in range(30)]
     store.apply_batch("customer", records)
     base = f"{key_prefix}f:{{customer:c1}}"
-    n_1h = [f for f in redis_client.hkeys(base) if f.startswith(b"n_1h/")]
     # kept: the last 60 min of window + 60 min of lateness; one order every 20 min -> 0, -20, ..., -100 min
-    assert len(n_1h) == 6
-    before = redis_client.hlen(base)
+    last = (T0 + 29 * 20 * 60_000) // 60_000
+    header, kept = window_state(redis_client.hget(base, "n_1h"))
+    assert [i for i, _ in kept] == [last - 100 + 20 * k for k in range(6)]
+    assert header[1:] == [3.0, 3.0]  # 3 buckets older than the window, 3 orders in it
+    before = len(window_state(redis_client.hget(base, "spend_24h"))[1])
     store.apply_batch("customer", [EventRecord(order("late", T0 + 40 * DAY, 1.0), "orders", 0, 99)])
-    after = {f.decode() for f in redis_client.hkeys(base)}
-    assert len(after) < before
-    assert [f for f in after if f.startswith("n_1h/")] == [f"n_1h/n{(T0 + 40 * DAY) // 60_000}"]
+    assert before > 1 and len(window_state(redis_client.hget(base, "spend_24h"))[1]) == 1
+    assert window_state(redis_client.hget(base, "n_1h"))[1] == [((T0 + 40 * DAY) // 60_000, 1.0)]
 
 
 def test_redis_and_memory_agree_on_a_random_stream(

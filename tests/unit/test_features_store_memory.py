@@ -7,7 +7,7 @@ from collections.abc import Callable
 import pytest
 
 from features import EventRecord, FeatureStore, InMemoryOnlineStore
-from tests.feature_store_suite import AGGS, DAY, T0, Clock, FeatureStoreSuite, order
+from tests.feature_store_suite import AGGS, DAY, T0, Clock, FeatureStoreSuite, FreshnessSuite, order
 
 
 @pytest.fixture
@@ -23,7 +23,7 @@ def make_store(clock: Clock) -> Callable[..., FeatureStore]:
     return make
 
 
-class TestInMemoryStore(FeatureStoreSuite):
+class TestInMemoryStore(FeatureStoreSuite, FreshnessSuite):
     pass
 
 
