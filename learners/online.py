@@ -103,11 +103,7 @@ class OnlineLearner:
 
     def score(self, x: dict[str, Any]) -> float:
         """The number a shop reads: P(positive) for classification, the prediction for regression."""
-        if self.task == "classification":
-            proba = self.model.predict_proba_one(x)
-            return float(proba.get(True, proba.get(1, 0.0)))
-        y = self.model.predict_one(x)
-        return float(y) if y is not None else 0.0
+        return self._predict(x)[0]
 
     def learn_label(
         self, label_id: str, x: dict[str, Any], y: float, event_time_ms: int
@@ -123,8 +119,10 @@ class OnlineLearner:
             self.rejected_non_finite += 1
             return None
         target: Any = bool(y) if self.task == "classification" else float(y)
-        y_pred = self.score(x)
-        if self.metrics is not None:
+        y_pred, has_prediction = self._predict(x)
+        if self.metrics is not None and has_prediction:
+            # like River's progressive_val_score, a model with no prediction yet (a tree before its first
+            # example answers {}) is not scored
             self.metrics.update(target, y_pred)
         loss = self._loss(target, y_pred)
         self.loss_detector.update(loss)
@@ -135,6 +133,14 @@ class OnlineLearner:
         self.examples_learned += 1
         self._remember(label_id, event_time_ms)
         return LearnOutcome(y_pred=y_pred, loss=loss, drift=drifted)
+
+    def _predict(self, x: dict[str, Any]) -> tuple[float, bool]:
+        """The score and whether the model gave a prediction at all."""
+        if self.task == "classification":
+            proba = self.model.predict_proba_one(x)
+            return float(proba.get(True, proba.get(1, 0.0))), bool(proba)
+        y = self.model.predict_one(x)
+        return (float(y), True) if y is not None else (0.0, False)
 
     def _loss(self, y: Any, y_pred: float) -> float:
         if self.task == "classification":

@@ -16,12 +16,22 @@ from typing import Any
 import faust
 from aiokafka import AIOKafkaProducer
 from aiokafka.structs import ConsumerRecord
+from river import metrics as river_metrics
+from river import utils as river_utils
 
+from config.pipeline import PipelineSpec
+from learners.serving import ServingEngine
+from monitor import Monitor
+from monitor.feature_drift import FeatureKind
 from monitor.metrics import serve_metrics
 from streams.batch_consumer import BatchConsumer, ConsumerOptions
 from streams.dead_letters import DeadLetter
 from streams.learner_service import LabelBatchOutcome, LearnerService
+from streams.product_agent import add_product_agent
 from streams.runtime import Runtime
+from streams.schemas import Label, to_json
+from streams.security import faust_broker_kwargs, kafka_client_kwargs, security_from
+from streams.web import register_views
 
 logger = logging.getLogger(__name__)
 
@@ -37,6 +47,17 @@ class Hub:
         self.learner: LearnerService | None = None
         self.started_at = time.time()
         self.redis_ok = True
+        self.monitors: dict[str, Monitor] = {
+            spec.name: Monitor(
+                spec.name,
+                features=_feature_kinds(spec),
+                metrics=runtime.metrics,
+                metric=_rolling_metric(spec),
+                check_every=spec.monitoring.ks_check_every,
+            )
+            for spec in runtime.specs
+            if spec.monitoring.drift_detectors
+        }
 
     async def send_dead_letters(self, letters: list[DeadLetter]) -> None:
         """Publish dead letters and wait for the broker's ack (before the batch commits)."""
@@ -48,6 +69,15 @@ class Hub:
         for d in letters:
             m.dead_letters_total.labels(topic=d.topic, reason=d.reason).inc()
             logger.warning("dead letter %s/%d@%d: %s", d.topic, d.partition, d.offset, d.error[:200])
+
+    async def send_labels(self, labels: Sequence[Label]) -> None:
+        """Publish derived labels (keyed by subject); wait for the broker's ack before the batch commits."""
+        assert self.producer is not None
+        topic = self.runtime.topics["labels"]
+        futures = [
+            await self.producer.send(topic, to_json(lab), key=lab.subject_id.encode()) for lab in labels
+        ]
+        await asyncio.gather(*futures)
 
     async def handle_orders(self, records: Sequence[ConsumerRecord]) -> None:
         """The order/event batch handler: process, publish dead letters, count."""
@@ -62,7 +92,16 @@ class Hub:
         self.redis_ok = True
         if outcome.dead_letters:
             await self.send_dead_letters(outcome.dead_letters)
+        if outcome.labels:
+            await self.send_labels(outcome.labels)
         m = rt.metrics
+        for name, n in outcome.expired.items():
+            if n:
+                m.labels_expired_total.labels(model=name).inc(n)
+        for name, x, score, seconds in outcome.predictions:
+            monitor = self.monitors.get(name)
+            if monitor is not None:
+                monitor.observe(x, score, latency_s=seconds)
         per_topic: dict[str, int] = {}
         for r in records:
             per_topic[r.topic] = per_topic.get(r.topic, 0) + 1
@@ -90,6 +129,11 @@ class Hub:
         if outcome.dead_letters:
             await self.send_dead_letters(outcome.dead_letters)
         m = self.runtime.metrics
+        for name, examples in outcome.examples.items():
+            monitor = self.monitors.get(name)
+            if monitor is not None:
+                for y_pred, y_true, loss in examples:
+                    monitor.observe_label(y_pred, y_true, loss)
         for slot in self.runtime.slots:
             n = outcome.learned.get(slot.name, 0)
             if n:
@@ -116,15 +160,42 @@ class Hub:
             except Exception:  # lag is advisory; a broker hiccup must not stop the timer
                 m.broker_errors_total.labels(op="lag").inc()
                 logger.debug("lag refresh failed", exc_info=True)
+        for monitor in self.monitors.values():
+            try:
+                monitor.publish(self.runtime.redis, self.runtime.settings.key_prefix, ttl_s=86_400)
+            except Exception:  # the status is advisory; Redis errors are counted, the timer goes on
+                m.redis_errors_total.labels(op="monitor_publish").inc()
+        for entity in self.runtime.store.entities:
+            age = self.runtime.store.seconds_since_last_write(entity)
+            if age is not None:
+                m.feature_freshness_seconds.labels(entity=entity).set(age)
         for slot in self.runtime.slots:
             v = slot.learner.version
             if v:
                 m.model_version_info.labels(model=slot.name, version=v, alias="latest").set(1)
 
 
+def _feature_kinds(spec: PipelineSpec) -> dict[str, FeatureKind]:
+    """Monitor kinds of a pipeline's features: categorical and boolean ones get chi-square, the rest KS."""
+    return {
+        name: "numeric" if spec.data.feature_type(name) == "numeric" else "categorical"
+        for name in spec.data.features
+    }
+
+
+def _rolling_metric(spec: PipelineSpec) -> Any:
+    """The rolling metric the monitor trends: ROC AUC for classifiers, MAE for regressors."""
+    window = spec.evaluation.rolling_window
+    if spec.model.task == "classification":
+        return river_utils.Rolling(river_metrics.ROCAUC(), window_size=window)
+    return river_utils.Rolling(river_metrics.MAE(), window_size=window)
+
+
 def create_app(runtime: Runtime, bootstrap: str) -> tuple[faust.App, Hub]:
     """Build the Faust app for one worker."""
     s = runtime.settings
+    sec = security_from(s)
+    client_kwargs = kafka_client_kwargs(sec)
     app = faust.App(
         s.app_id,
         broker=f"kafka://{bootstrap}",
@@ -136,12 +207,22 @@ def create_app(runtime: Runtime, bootstrap: str) -> tuple[faust.App, Hub]:
         store="memory://",
         topic_partitions=s.partitions,
         producer_acks=-1,
+        **faust_broker_kwargs(sec),
     )
     hub = Hub(runtime, bootstrap)
+    engine = ServingEngine(
+        runtime.store, redis_client=runtime.redis, key_prefix=s.key_prefix, registry=runtime.registry
+    )
+    for slot in runtime.slots:
+        # on-demand scoring starts with the live learner and follows the `production` alias once one exists
+        engine.register(slot.name, slot.learner, slot.features, version=slot.learner.version)
+    register_views(app, engine)
+    # product-level features: orders repartitioned by product id, applied by their own agent
+    add_product_agent(app, runtime.store, s.topic_orders, partitions=s.partitions)
 
     @app.task
     async def start_services() -> None:
-        hub.producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all", linger_ms=5)
+        hub.producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all", linger_ms=5, **client_kwargs)
         await hub.producer.start()
         hub.orders = BatchConsumer(
             ConsumerOptions(
@@ -151,6 +232,7 @@ def create_app(runtime: Runtime, bootstrap: str) -> tuple[faust.App, Hub]:
                 batch_max=s.batch_max,
                 batch_timeout_ms=s.batch_timeout_ms,
                 session_timeout_s=s.session_timeout_s,
+                client_kwargs=client_kwargs,
             ),
             hub.handle_orders,
         )
@@ -159,6 +241,8 @@ def create_app(runtime: Runtime, bootstrap: str) -> tuple[faust.App, Hub]:
         )
         await app.add_runtime_dependency(hub.orders)
         await app.add_runtime_dependency(hub.learner)
+        for spec in runtime.specs:
+            engine.follow(spec.name)
         runtime.metrics.worker_up.set(1)
         logger.info("worker ready: orders from %s, labels from %s", s.topic_orders, s.topic_labels)
 

@@ -11,8 +11,9 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import dataclass
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
 
 from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
 from aiokafka.abc import ConsumerRebalanceListener
@@ -34,6 +35,7 @@ class ConsumerOptions:
     batch_timeout_ms: int = 50
     session_timeout_s: float = 6.0
     auto_offset_reset: str = "earliest"
+    client_kwargs: Mapping[str, Any] = field(default_factory=dict)  # TLS / SASL (streams.security)
 
 
 class _CommitOnRevoke(ConsumerRebalanceListener):  # type: ignore[misc]
@@ -79,6 +81,7 @@ class BatchConsumer(Service):
             heartbeat_interval_ms=max(100, int(o.session_timeout_s * 1000) // 3),
             max_poll_records=o.batch_max,
             fetch_max_wait_ms=o.batch_timeout_ms,
+            **o.client_kwargs,
         )
         self.consumer.subscribe(list(o.topics), listener=_CommitOnRevoke(self))
         await self.consumer.start()

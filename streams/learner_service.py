@@ -1,6 +1,8 @@
 """The learner service: joins each label with the vector that was scored, learns once, snapshots.
 
 It reads every partition of the labels topic and snapshots to the registry with the offsets it has consumed.
+The join reads the stored vectors through a :class:`~learners.vectors.VectorStore` (Redis in the worker,
+in memory in ``hanzo-ml train``), so history and the live stream learn through the same code.
 
 It is the single writer of its models. It uses no consumer group: it assigns all partitions and starts
 from the offsets stored in the latest snapshot, so after a crash the labels learned since that snapshot
@@ -11,7 +13,6 @@ from __future__ import annotations
 
 import asyncio
 import copy
-import json
 import logging
 import time
 from collections.abc import Awaitable, Callable, Sequence
@@ -23,8 +24,9 @@ from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
 from mode import Service
 
 from config.errors import ValidationError
-from learners.keys import vector_key
+from learners.metrics import MetricSet
 from learners.online import OnlineLearner
+from learners.vectors import RedisVectorStore, VectorStore
 from streams.dead_letters import DeadLetter, classify
 from streams.schemas import Label, parse_event
 
@@ -33,7 +35,12 @@ logger = logging.getLogger(__name__)
 
 @dataclass
 class LearnerSlot:
-    """One model the service learns: which label target feeds it and how often it is snapshotted."""
+    """One model the service learns: which label target feeds it and how often it is snapshotted.
+
+    With ``learn_before_ms`` set, labels at or after that event time are not learned: the learner only
+    predicts them and ``holdout`` (a :class:`~learners.metrics.MetricSet`) scores the predictions
+    (``hanzo-ml train``'s time-based holdout).
+    """
 
     name: str
     target: str
@@ -49,6 +56,8 @@ class LearnerSlot:
     unmatched: int = 0
     duplicates: int = 0
     snapshots: list[str] = field(default_factory=list)
+    learn_before_ms: int | None = None
+    holdout: MetricSet | None = None
 
 
 @dataclass
@@ -59,6 +68,8 @@ class LabelBatchOutcome:
     learned: dict[str, int] = field(default_factory=dict)
     losses: dict[str, list[float]] = field(default_factory=dict)
     drifts: dict[str, int] = field(default_factory=dict)
+    examples: dict[str, list[tuple[float, float, float]]] = field(default_factory=dict)
+    """(prediction before learning, label, loss) per learned example, by model, for the drift monitor."""
 
 
 def _tp_key(topic: str, partition: int) -> str:
@@ -66,12 +77,37 @@ def _tp_key(topic: str, partition: int) -> str:
 
 
 class LabelJoiner:
-    """Join labels with stored vectors and learn; pure logic over a sync Redis client (no Kafka)."""
+    """Join labels with stored vectors and learn; pure logic over a vector store (no Kafka).
 
-    def __init__(self, slots: Sequence[LearnerSlot], redis_client: Any, key_prefix: str = "") -> None:
+    Parameters
+    ----------
+    slots
+        The models learned (each is the single writer of its model).
+    redis_client
+        A sync redis-py client (unused when ``vectors`` is given).
+    key_prefix
+        Prefix of the Redis keys.
+    vectors
+        Where the scored vectors are read; default :class:`~learners.vectors.RedisVectorStore`.
+
+    Examples
+    --------
+    >>> from learners.vectors import InMemoryVectorStore
+    >>> LabelJoiner([], None, vectors=InMemoryVectorStore()).process([]).learned
+    {}
+    """
+
+    def __init__(
+        self,
+        slots: Sequence[LearnerSlot],
+        redis_client: Any,
+        key_prefix: str = "",
+        vectors: VectorStore | None = None,
+    ) -> None:
         self.slots = list(slots)
         self.redis = redis_client
         self.key_prefix = key_prefix
+        self.vectors = vectors if vectors is not None else RedisVectorStore(redis_client, key_prefix)
 
     def process(self, records: Sequence[ConsumerRecord], now: float | None = None) -> LabelBatchOutcome:
         """Learn from one batch of label records (in offset order per partition)."""
@@ -108,26 +144,32 @@ class LabelJoiner:
                 continue
             todo.append((lab, now))
         if todo:
-            pipe = self.redis.pipeline(transaction=False)
-            for lab, _ in todo:
-                pipe.get(vector_key(slot.name, lab.subject_id, self.key_prefix))
-            stored = pipe.execute()
-            for (lab, first_seen), raw in zip(todo, stored, strict=True):
-                if raw is None:
+            stored = self.vectors.read(slot.name, [lab.subject_id for lab, _ in todo])
+            joined: list[str] = []
+            for (lab, first_seen), found in zip(todo, stored, strict=True):
+                if found is None:
                     if now - first_seen < slot.join_wait_s:
                         learner.pending[lab.label_id] = (lab, first_seen)
                     else:
                         slot.unmatched += 1
                     continue
-                x = json.loads(raw)["x"]
+                x = found["x"]
+                if slot.learn_before_ms is not None and lab.event_time >= slot.learn_before_ms:
+                    if slot.holdout is not None and not learner.seen(lab.label_id):
+                        slot.holdout.update(lab.value, learner.score(x))
+                    joined.append(lab.subject_id)
+                    continue
                 outcome = learner.learn_label(lab.label_id, x, lab.value, lab.event_time)
                 if outcome is None:
                     slot.duplicates += 1
                     continue
+                joined.append(lab.subject_id)
                 out.learned[slot.name] = out.learned.get(slot.name, 0) + 1
                 out.losses.setdefault(slot.name, []).append(outcome.loss)
+                out.examples.setdefault(slot.name, []).append((outcome.y_pred, lab.value, outcome.loss))
                 if outcome.drift:
                     out.drifts[slot.name] = out.drifts.get(slot.name, 0) + 1
+            self.vectors.mark_labelled(slot.name, joined)
         for r in records:
             key = _tp_key(r.topic, r.partition)
             learner.offsets[key] = max(learner.offsets.get(key, 0), r.offset + 1)

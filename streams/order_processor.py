@@ -1,45 +1,76 @@
 """The hot path for orders and customer events: validate, update features, score, write, per batch.
 
 One call handles a whole batch: one feature-store round trip (a Lua script per entity, pipelined), one
-model call per order, and one Redis pipeline that writes the scores and the scored vectors. Nothing
-here awaits: the batch consumer calls it and commits only after it returns.
+model call per order and pipeline, one :class:`~learners.vectors.VectorStore` write of the scores and the
+scored vectors, and for pipelines with derived labels one deadline-queue call. Nothing here awaits: the
+batch consumer calls it and commits only after it returns. ``hanzo-ml train`` runs this same class over
+an in-memory feature store and vector store.
+
+Two kinds of pipelines are scored on every order:
+
+- order-level (``data.entity: order``, e.g. fraud): subject = the order id, for both the score and the
+  stored vector;
+- customer-level (``data.entity: customer``, e.g. churn): each order is a reference point; the score is
+  kept per customer (subject = the customer id) and the vector per reference (subject
+  ``"{customer_id}:{order_time_ms}"``, see :mod:`learners.derived_labels`), where its label will find it.
+
+A re-delivered order (feature status ``duplicate`` or ``fenced``) is scored again, but its vector is written
+only where none is stored, so the vector a label joins is always the one scored first.
 """
 
 from __future__ import annotations
 
-import json
+import heapq
 import logging
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Literal
 
 from aiokafka import ConsumerRecord
 
 from config.errors import ValidationError
 from features import EventRecord, FeatureStore, raw_features
-from learners.keys import score_key, vector_key
+from learners.derived_labels import DAY_MS, DerivedLabeler, reference_subject
 from learners.online import OnlineLearner
+from learners.vectors import RedisVectorStore, ScoreWrite, VectorStore, VectorWrite
 from streams.dead_letters import DeadLetter, classify
 from streams.schemas import CustomerEvent, Label, Order, parse_event
 
 logger = logging.getLogger(__name__)
 
+_FRESH = frozenset({"applied", "late"})
+_EXPIRE_EVERY_MS = 60_000
+
 
 @dataclass
 class Scorer:
-    """A model scoring every order: its name, the features it reads and the learner that owns it."""
+    """A model scoring every order: its name, the features it reads and the learner that owns it.
+
+    ``level`` is ``order`` (one example per order) or ``customer`` (each order is a reference point of its
+    customer). ``labeler`` derives the labels of a pipeline with ``labels.kind: derived``. Stored vectors
+    still without a label ``vector_ttl_s + expiry_grace_ms`` after their event time (in event time) are
+    deleted and counted in ``expired``.
+    """
 
     name: str
     features: tuple[str, ...]
     learner: OnlineLearner
     score_ttl_s: int = 7 * 86_400
     vector_ttl_s: int = 120 * 86_400
+    level: Literal["order", "customer"] = "order"
+    labeler: DerivedLabeler | None = None
+    expiry_grace_ms: int = DAY_MS
+    expired: int = 0
 
 
 @dataclass
 class BatchOutcome:
-    """What one batch did (for metrics and tests)."""
+    """What one batch did (for metrics and tests).
+
+    ``labels`` are the derived labels the batch resolved; the caller sends them to the label join (the
+    worker publishes them to the labels topic, ``hanzo-ml train`` hands them to its joiner).
+    """
 
     dead_letters: list[DeadLetter] = field(default_factory=list)
     orders: int = 0
@@ -47,6 +78,11 @@ class BatchOutcome:
     statuses: dict[str, int] = field(default_factory=dict)
     scored: int = 0
     scoring_seconds: list[float] = field(default_factory=list)
+    labels: list[Label] = field(default_factory=list)
+    expired: dict[str, int] = field(default_factory=dict)
+    watermark_ms: int = 0
+    predictions: list[tuple[str, dict[str, Any], float, float]] = field(default_factory=list)
+    """(model, x, score, seconds) per scored order, for the drift monitor."""
 
 
 def _or_zero(value: Any) -> Any:
@@ -61,7 +97,7 @@ class OrderProcessor:
     store
         The feature store (its backend holds the Redis client or the in-memory state).
     redis_client
-        A sync redis-py client for score and vector writes.
+        A sync redis-py client for score and vector writes (unused when ``vectors`` is given).
     scorers
         The models that score each order.
     kinds
@@ -70,6 +106,21 @@ class OrderProcessor:
         Prefix of every Redis key written.
     max_message_bytes
         Larger messages go to the dead-letter topic unparsed.
+    vectors
+        Where scores and vectors go; default :class:`~learners.vectors.RedisVectorStore` over
+        ``redis_client``.
+
+    Examples
+    --------
+    >>> from features import InMemoryOnlineStore
+    >>> from learners.vectors import InMemoryVectorStore
+    >>> from river import linear_model
+    >>> learner = OnlineLearner("fraud", linear_model.LogisticRegression())
+    >>> processor = OrderProcessor(FeatureStore(backend=InMemoryOnlineStore()), None,
+    ...                            [Scorer("fraud", ("order_total",), learner)], kinds={"orders": "order"},
+    ...                            vectors=InMemoryVectorStore())
+    >>> processor.process([]).orders
+    0
     """
 
     def __init__(
@@ -80,6 +131,7 @@ class OrderProcessor:
         kinds: Mapping[str, str],
         key_prefix: str = "",
         max_message_bytes: int = 256 * 1024,
+        vectors: VectorStore | None = None,
     ) -> None:
         self.store = store
         self.redis = redis_client
@@ -87,6 +139,9 @@ class OrderProcessor:
         self.kinds = dict(kinds)
         self.key_prefix = key_prefix
         self.max_message_bytes = max_message_bytes
+        self.vectors = vectors if vectors is not None else RedisVectorStore(redis_client, key_prefix)
+        self.watermark_ms = 0
+        self._expired_at_ms = 0
 
     def parse(self, records: Sequence[ConsumerRecord], out: BatchOutcome) -> list[EventRecord]:
         """Validate records; the unusable ones become dead letters in ``out``."""
@@ -115,32 +170,52 @@ class OrderProcessor:
                 )
                 continue
             parsed.append(EventRecord(event, r.topic, r.partition, r.offset))
-        return parsed
+        # A batch holds whole runs of several partitions and topics. Interleave them by event time so one
+        # topic's run does not make another's earlier events look late; each partition keeps its offset
+        # order (heapq.merge only ever takes the head of each run), as the offset fences require.
+        runs: dict[tuple[str | None, int], list[EventRecord]] = {}
+        for rec in parsed:
+            runs.setdefault((rec.topic, rec.partition), []).append(rec)
+        return list(heapq.merge(*runs.values(), key=lambda rec: rec.event.event_time))
 
     def process(self, records: Sequence[ConsumerRecord]) -> BatchOutcome:
         """Handle one batch; returns what it did. Raises only when a service fails (the batch is retried)."""
         out = BatchOutcome()
         parsed = self.parse(records, out)
         if not parsed:
+            out.watermark_ms = self.watermark_ms
             return out
+        self._expire(out)  # by the watermark before this batch: earlier batches' labels are out
         results = self.store.apply_batch("customer", parsed)
         now_ms = int(time.time() * 1000)
-        pipe = self.redis.pipeline(transaction=False)
+        watermark = self.watermark_ms
+        scores: list[ScoreWrite] = []
+        vectors: list[VectorWrite] = []
+        references: dict[str, list[tuple[str, int]]] = {s.name: [] for s in self.scorers if s.labeler}
         for rec, res in zip(parsed, results, strict=True):
             out.statuses[res.status] = out.statuses.get(res.status, 0) + 1
             event = rec.event
+            watermark = max(watermark, event.event_time)
             if isinstance(event, CustomerEvent):
                 out.customer_events += 1
                 continue
             assert isinstance(event, Order)
             out.orders += 1
+            fresh = res.status in _FRESH
             available = {**res.features, **raw_features(event)}
             for scorer in self.scorers:
                 # a window with no value (None) is imputed as 0 so every model sees every feature
                 x = {name: _or_zero(available.get(name)) for name in scorer.features}
                 t0 = time.perf_counter()
                 score = scorer.learner.score(x)
-                out.scoring_seconds.append(time.perf_counter() - t0)
+                elapsed = time.perf_counter() - t0
+                out.scoring_seconds.append(elapsed)
+                out.predictions.append((scorer.name, x, score, elapsed))
+                if scorer.level == "customer":
+                    score_subject = event.customer_id
+                    subject = reference_subject(event.customer_id, event.event_time)
+                else:
+                    score_subject = subject = event.order_id
                 record = {
                     "score": score,
                     "model": scorer.name,
@@ -149,18 +224,31 @@ class OrderProcessor:
                     "scored_at_ms": now_ms,
                     "event_time_ms": event.event_time,
                 }
-                pipe.set(
-                    score_key(scorer.name, event.order_id, self.key_prefix),
-                    json.dumps(record),
-                    ex=scorer.score_ttl_s,
+                scores.append(ScoreWrite(scorer.name, score_subject, record, scorer.score_ttl_s))
+                vectors.append(
+                    VectorWrite(
+                        scorer.name, subject, x, score, event.event_time, scorer.vector_ttl_s, fresh=fresh
+                    )
                 )
-                vector = {"x": x, "score": score, "event_time_ms": event.event_time}
-                pipe.set(
-                    vector_key(scorer.name, event.order_id, self.key_prefix),
-                    json.dumps(vector),
-                    ex=scorer.vector_ttl_s,
-                )
+                if scorer.labeler is not None:
+                    references[scorer.name].append((event.customer_id, event.event_time))
                 out.scored += 1
-        if out.scored:
-            pipe.execute()
+        self.vectors.write(scores, vectors)
+        self.watermark_ms = out.watermark_ms = watermark
+        for scorer in self.scorers:
+            if scorer.labeler is not None:
+                out.labels.extend(scorer.labeler.observe(references[scorer.name], watermark))
         return out
+
+    def _expire(self, out: BatchOutcome) -> None:
+        """Delete and count unlabelled vectors past their horizon (at most once a minute of event time)."""
+        if self.watermark_ms - self._expired_at_ms < _EXPIRE_EVERY_MS:
+            return
+        self._expired_at_ms = self.watermark_ms
+        for scorer in self.scorers:
+            cutoff = self.watermark_ms - scorer.vector_ttl_s * 1000 - scorer.expiry_grace_ms
+            n = self.vectors.expire(scorer.name, cutoff)
+            if n:
+                scorer.expired += n
+                out.expired[scorer.name] = n
+                logger.debug("%s: %d stored vectors reached the label horizon unlabelled", scorer.name, n)

@@ -1,13 +1,19 @@
 """Everything a worker runs, built from settings and pipeline specs, without Faust (tests use it directly).
 
 ``build_runtime`` connects to Redis, loads the feature definitions, restores each pipeline's learner from
-the registry's latest snapshot (or builds a fresh model) and wires the order processor and label joiner.
+the registry's latest snapshot (or builds a fresh model) and wires the order processor and label joiner
+with :func:`wire_pipelines`, which ``hanzo-ml train`` also uses (over in-memory stores), so history and the
+live stream run through the same components.
+
+Several pipelines share one worker: order-level pipelines (``data.entity: order``) score each order;
+customer-level ones (``data.entity: customer``) score the customer at each order, a reference point for
+derived labels. Each model has one writer, its :class:`~streams.learner_service.LearnerSlot`.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
@@ -20,9 +26,18 @@ from config.errors import ConfigError, RegistryError
 from config.pipeline import PipelineSpec
 from config.settings import Settings
 from features import FeatureStore, RedisOnlineStore
+from features.definitions import RAW_FEATURES, load_definitions
+from learners.derived_labels import (
+    CHURN_FEATURES,
+    DeadlineQueue,
+    DerivedLabeler,
+    RedisDeadlineQueue,
+    add_churn_features,
+)
 from learners.factory import build_model
 from learners.metrics import MetricSet
 from learners.online import OnlineLearner
+from learners.vectors import RedisVectorStore, VectorStore
 from monitor.metrics import Metrics
 from registry import Registry
 from streams.learner_service import LabelJoiner, LearnerSlot
@@ -50,17 +65,8 @@ def resolve_spec_path(name_or_path: str) -> Path:
     raise ConfigError(msg)
 
 
-def restore_learner(spec: PipelineSpec, registry: Registry) -> OnlineLearner:
-    """The latest snapshot of ``spec.name`` when there is one, else a fresh model from the spec."""
-    try:
-        learner = registry.load(spec.name, "latest")
-    except RegistryError:
-        learner = None
-    if isinstance(learner, OnlineLearner):
-        logger.info(
-            "%s: continuing from %s (%d examples)", spec.name, learner.version, learner.examples_learned
-        )
-        return learner
+def new_learner(spec: PipelineSpec) -> OnlineLearner:
+    """A fresh learner for ``spec``: its model, its metric set, its task and label horizon."""
     model = build_model(spec)
     metrics = MetricSet(spec.evaluation.metrics, rolling_window=spec.evaluation.rolling_window)
     return OnlineLearner(
@@ -70,6 +76,102 @@ def restore_learner(spec: PipelineSpec, registry: Registry) -> OnlineLearner:
         task=spec.model.task,
         dedupe_horizon_ms=int(spec.labels.horizon_days * 86_400_000),
     )
+
+
+def restore_learner(spec: PipelineSpec, registry: Registry) -> OnlineLearner:
+    """The latest version of ``spec.name`` (a snapshot, or one ``hanzo-ml train`` registered), else new."""
+    try:
+        learner = registry.load(spec.name, "latest")
+    except RegistryError:
+        learner = None
+    if isinstance(learner, OnlineLearner):
+        logger.info(
+            "%s: continuing from %s (%d examples)", spec.name, learner.version, learner.examples_learned
+        )
+        return learner
+    if learner is not None:
+        logger.warning(
+            "%s: the latest registered version is a %s, not an OnlineLearner; starting a fresh model",
+            spec.name,
+            type(learner).__name__,
+        )
+    return new_learner(spec)
+
+
+def ensure_features(specs: Sequence[PipelineSpec], store: FeatureStore) -> None:
+    """Add the derived features the specs need (see :mod:`learners.derived_labels`); check all exist.
+
+    Raises
+    ------
+    ConfigError
+        Naming the pipeline and the feature that neither the store (customer entity) nor the order has.
+    """
+    wanted = {f for spec in specs for f in spec.data.features}
+    if wanted & set(CHURN_FEATURES):
+        add_churn_features(store)
+    known = {f.name for f in store.list_features() if f.entity == "customer"} | {r[0] for r in RAW_FEATURES}
+    for spec in specs:
+        missing = [f for f in spec.data.features if f not in known]
+        if missing:
+            msg = (
+                f"pipeline {spec.name!r}: data.features {', '.join(map(repr, missing))} are neither "
+                "customer features of the feature store nor request-time order features; "
+                f"known: {', '.join(sorted(known))}"
+            )
+            raise ConfigError(msg)
+
+
+def wire_pipelines(
+    specs: Sequence[PipelineSpec],
+    learners: Mapping[str, OnlineLearner],
+    store: FeatureStore,
+    vectors: VectorStore,
+    deadline_queue: Callable[[str], DeadlineQueue],
+    kinds: Mapping[str, str],
+) -> tuple[OrderProcessor, LabelJoiner]:
+    """Wire the order processor and the label joiner of ``specs`` over the given stores.
+
+    ``deadline_queue(name)`` gives the deadline queue of a pipeline with derived labels.
+    """
+    ensure_features(specs, store)
+    scorers: list[Scorer] = []
+    slots: list[LearnerSlot] = []
+    for spec in specs:
+        learner = learners[spec.name]
+        features = tuple(spec.data.features)
+        horizon_s = int(spec.labels.horizon_days * 86_400)
+        labeler = (
+            DerivedLabeler(spec.name, spec.data.label, spec.labels.horizon_days, deadline_queue(spec.name))
+            if spec.labels.kind == "derived"
+            else None
+        )
+        scorers.append(
+            Scorer(
+                spec.name,
+                features,
+                learner,
+                score_ttl_s=spec.scoring.ttl_s,
+                vector_ttl_s=horizon_s,
+                level="customer" if spec.data.entity == "customer" else "order",
+                labeler=labeler,
+            )
+        )
+        slots.append(
+            LearnerSlot(
+                name=spec.name,
+                target=spec.data.label,
+                learner=learner,
+                base_version=spec.version,
+                features=features,
+                spec_hash=spec.spec_hash,
+                snapshot_every=spec.snapshots.every_examples,
+                snapshot_seconds=spec.snapshots.every_seconds,
+                last_snapshot_examples=learner.examples_learned,
+            )
+        )
+    processor = OrderProcessor(store, None, scorers, kinds, vectors=vectors)
+    joiner = LabelJoiner(slots, None, vectors=vectors)
+    return processor, joiner
 
 
 @dataclass
@@ -93,6 +195,18 @@ class Runtime:
         return self.joiner.slots
 
 
+def feature_lateness_ms(settings: Settings, definitions: Sequence[Any]) -> int:
+    """Allowed lateness of feature updates: the setting, else the longest window (ARCHITECTURE.md).
+
+    The orders and events topics are consumed side by side, so one can run days ahead of the other in
+    event time; judging lateness against the longest window keeps that skew from dropping events.
+    """
+    if settings.feature_allowed_lateness_s is not None:
+        return int(settings.feature_allowed_lateness_s * 1000)
+    windows = [d.window_ms for d in definitions if d.window_ms]
+    return max(windows) if windows else 3_600_000
+
+
 def build_runtime(
     settings: Settings,
     redis_url: str,
@@ -106,34 +220,29 @@ def build_runtime(
         socket_timeout=5,
         socket_connect_timeout=3,
     )
-    store = FeatureStore(backend=RedisOnlineStore(client, key_prefix=settings.key_prefix))
+    prefix = settings.key_prefix
+    definitions = load_definitions()
+    store = FeatureStore(
+        definitions=definitions,
+        backend=RedisOnlineStore(client, key_prefix=prefix),
+        allowed_lateness_ms=feature_lateness_ms(settings, definitions),
+    )
     hmac_key = settings.registry_hmac_key.get_secret_value().encode() if settings.registry_hmac_key else None
     registry = Registry(settings.registry_path, hmac_key=hmac_key)
     specs = [PipelineSpec.from_yaml(resolve_spec_path(p)) for p in pipelines]
     metrics_registry = CollectorRegistry()
     metrics = Metrics(metrics_registry)
-    scorers: list[Scorer] = []
-    slots: list[LearnerSlot] = []
-    for spec in specs:
-        learner = restore_learner(spec, registry)
-        features = tuple(spec.data.features)
-        horizon_s = int(spec.labels.horizon_days * 86_400)
-        scorers.append(
-            Scorer(spec.name, features, learner, score_ttl_s=spec.scoring.ttl_s, vector_ttl_s=horizon_s)
-        )
-        slots.append(
-            LearnerSlot(
-                name=spec.name,
-                target=spec.data.label,
-                learner=learner,
-                base_version=spec.version,
-                features=features,
-                spec_hash=spec.spec_hash,
-                snapshot_every=spec.snapshots.every_examples,
-                snapshot_seconds=spec.snapshots.every_seconds,
-                last_snapshot_examples=learner.examples_learned,
-            )
-        )
+    learners = {spec.name: restore_learner(spec, registry) for spec in specs}
+    processor, joiner = wire_pipelines(
+        specs,
+        learners,
+        store,
+        RedisVectorStore(client, key_prefix=prefix),
+        lambda name: RedisDeadlineQueue(client, name, key_prefix=prefix),
+        kinds={settings.topic_orders: "order", settings.topic_events: "customer_event"},
+    )
+    processor.redis = joiner.redis = client
+    processor.key_prefix = joiner.key_prefix = prefix
     topics = {
         "orders": settings.topic_orders,
         "events": settings.topic_events,
@@ -141,14 +250,6 @@ def build_runtime(
         "scores": settings.topic_scores,
         "dead-letters": settings.topic_dead_letters,
     }
-    processor = OrderProcessor(
-        store,
-        client,
-        scorers,
-        kinds={settings.topic_orders: "order", settings.topic_events: "customer_event"},
-        key_prefix=settings.key_prefix,
-    )
-    joiner = LabelJoiner(slots, client, key_prefix=settings.key_prefix)
     return Runtime(
         settings, client, store, registry, specs, processor, joiner, metrics, metrics_registry, topics
     )

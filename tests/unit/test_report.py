@@ -78,8 +78,9 @@ def test_metric_chart_draws_every_trend_point(status):
     assert len(xy) == len(status.metric_trend)
     assert [x for x, _ in xy] == sorted(x for x, _ in xy)
     # higher metric values are drawn higher (smaller y)
-    hi, lo = max(range(len(xy)), key=status.metric_trend.__getitem__), min(
-        range(len(xy)), key=status.metric_trend.__getitem__
+    hi, lo = (
+        max(range(len(xy)), key=status.metric_trend.__getitem__),
+        min(range(len(xy)), key=status.metric_trend.__getitem__),
     )
     assert xy[hi][1] < xy[lo][1]
     assert f"{status.metric_value:.4g}" in page

@@ -37,9 +37,18 @@ class CountingStore:
 
 
 def order(oid: str, customer: str, total: float, t: int) -> Order:
-    return Order(order_id=oid, customer_id=customer, event_time=t, total=total, currency="EUR",
-                 items=[OrderItem(product_id="p1", category="books", quantity=1, unit_price=total)],
-                 payment_method="card", billing_country="DE", shipping_country="DE", channel="web")
+    return Order(
+        order_id=oid,
+        customer_id=customer,
+        event_time=t,
+        total=total,
+        currency="EUR",
+        items=[OrderItem(product_id="p1", category="books", quantity=1, unit_price=total)],
+        payment_method="card",
+        billing_country="DE",
+        shipping_country="DE",
+        channel="web",
+    )
 
 
 def trained(scale: float) -> OnlineLearner:
@@ -47,8 +56,12 @@ def trained(scale: float) -> OnlineLearner:
     learner = OnlineLearner("fraud", preprocessing.StandardScaler() | linear_model.LogisticRegression())
     for i in range(200):
         total = 10.0 + (i % 20) * 25.0
-        x = {"orders_24h": float(i % 5), "spend_24h": total * (i % 5), "lifetime_spend": 100.0 + i,
-             "order_total": total}
+        x = {
+            "orders_24h": float(i % 5),
+            "spend_24h": total * (i % 5),
+            "lifetime_spend": 100.0 + i,
+            "order_total": total,
+        }
         learner.learn_one(x, (total * scale) > 250.0)
     return learner
 

@@ -1,0 +1,116 @@
+"""``hanzo-ml train SPEC --data history.jsonl``: bootstrap a model from history (see :mod:`learners.train`).
+
+Prints what the spec's model is (:func:`learners.factory.describe_model`), a progress bar while history
+replays, the progressive (predict-then-learn) and holdout metrics, registers the version, and exits 1 naming
+the metric and the threshold when one is missed. ``hanzo-ml worker --pipeline NAME`` then continues from the
+registered version.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+from pathlib import Path
+
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from config.pipeline import PipelineSpec
+from config.settings import Settings
+from learners.factory import describe_model
+from learners.metrics import lower_is_better
+from learners.train import TrainResult, load_history, train
+from registry import Registry
+from streams.runtime import resolve_spec_path
+
+logger = logging.getLogger(__name__)
+
+console = Console()
+
+
+def _fmt(value: float | None) -> str:
+    return "-" if value is None else f"{value:.4f}"
+
+
+def metrics_table(result: TrainResult) -> Table:
+    """The metrics of a training run: progressive cumulative and rolling, holdout, threshold."""
+    spec = result.spec
+    table = Table(title=f"{spec.name} {result.version or spec.version}: metrics")
+    table.add_column("metric")
+    table.add_column("progressive (cumulative)", justify="right")
+    table.add_column(f"progressive (last {spec.evaluation.rolling_window})", justify="right")
+    table.add_column(f"holdout ({result.holdout_examples} examples)", justify="right")
+    table.add_column("threshold", justify="right")
+    for name in spec.evaluation.metrics:
+        threshold = spec.evaluation.threshold.get(name)
+        shown = "-" if threshold is None else ("<= " if lower_is_better(name) else ">= ") + f"{threshold:g}"
+        if name in result.missed:
+            shown = f"[red]{shown} missed[/red]"
+        table.add_row(
+            name,
+            _fmt(result.progressive.get("cumulative", {}).get(name)),
+            _fmt(result.progressive.get("rolling", {}).get(name)),
+            _fmt(result.holdout.get(name) if result.holdout is not None else None),
+            shown,
+        )
+    return table
+
+
+def run_train(spec_path: str, data: Path, registry_dir: Path, batch_size: int, hmac_key: bytes | None) -> int:
+    """Train ``spec_path`` on ``data`` and register it; return the exit code (1: a threshold missed)."""
+    spec = PipelineSpec.from_yaml(resolve_spec_path(spec_path))
+    console.print(f"[bold]{spec.name} {spec.version}[/bold] (spec {spec.spec_hash[:12]})")
+    console.print(describe_model(spec), highlight=False)
+    events = load_history(data)
+    registry = Registry(registry_dir, hmac_key=hmac_key)
+    with Progress(
+        TextColumn("replaying history"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        console=console,
+    ) as progress:
+        task = progress.add_task("events", total=len(events))
+        result = train(
+            spec,
+            events,
+            registry=registry,
+            batch_size=batch_size,
+            progress=lambda n: progress.advance(task, n),
+            source=str(data),
+        )
+    s = result.stats
+    console.print(
+        f"{s.events:,} events in {result.seconds:.1f}s ({s.events / max(result.seconds, 1e-9):,.0f}/s); "
+        f"{result.learner.examples_learned:,} examples learned, {result.holdout_examples:,} held out; "
+        f"{s.derived_labels:,} derived labels; {result.unmatched:,} labels without a vector; "
+        f"{sum(s.expired.values()):,} vectors expired unlabelled"
+    )
+    console.print(metrics_table(result))
+    console.print(f"registered [bold]{spec.name} {result.version}[/bold] in {registry_dir}")
+    if not result.ok:
+        for name, (value, threshold) in result.missed.items():
+            relation = "above" if lower_is_better(name) else "below"
+            console.print(
+                f"[red]threshold missed:[/red] {name} = {value:.4f} on the {result.evaluated_on} "
+                f"is {relation} evaluation.threshold.{name} = {threshold:g}"
+            )
+        return 1
+    console.print(f"[green]every threshold met[/green] (on the {result.evaluated_on})")
+    return 0
+
+
+def _cmd_train(args: argparse.Namespace, settings: Settings) -> int:
+    key = settings.registry_hmac_key.get_secret_value().encode() if settings.registry_hmac_key else None
+    return run_train(args.spec, args.data, args.registry or settings.registry_path, args.batch_size, key)
+
+
+def add_commands(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+    """Register ``train``."""
+    p = sub.add_parser("train", help="bootstrap a pipeline's model from a history file and register it")
+    p.add_argument("spec", metavar="SPEC", help="pipeline YAML file or shipped pipeline name")
+    p.add_argument("--data", type=Path, required=True, help="history file (JSON lines, any event order)")
+    p.add_argument("--registry", type=Path, default=None, help="registry folder (default HANZO_REGISTRY_DIR)")
+    p.add_argument("--batch-size", type=int, default=2000, help="events per replayed batch (default 2000)")
+    p.set_defaults(func=_cmd_train)

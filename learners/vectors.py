@@ -1,0 +1,253 @@
+"""Where the scoring path keeps scores and scored vectors, and the learner reads the vectors back.
+
+One small interface, :class:`VectorStore`, with a Redis implementation (:class:`RedisVectorStore`: one
+pipeline per batch, the keys of :mod:`learners.keys`) and an in-memory one (:class:`InMemoryVectorStore`,
+used by ``hanzo-ml train`` and the unit tests). The worker and ``hanzo-ml train`` run the same
+:class:`~streams.order_processor.OrderProcessor` and :class:`~streams.learner_service.LabelJoiner` over
+either, so history and the live stream go through one code path.
+
+Label horizon. Every fresh vector is also entered, with its event time, in an index of the vectors still
+waiting for a label (``{prefix}xi:{model}``, a sorted set, in Redis). A join removes it from the index
+(:meth:`VectorStore.mark_labelled`); :meth:`VectorStore.expire` deletes the vectors indexed before a cutoff
+in event time and returns how many it deleted (unlabelled vectors that reached the label horizon).
+"""
+
+from __future__ import annotations
+
+import heapq
+import json
+import logging
+from abc import ABC, abstractmethod
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from learners.keys import score_key, vector_key
+
+logger = logging.getLogger(__name__)
+
+__all__ = [
+    "InMemoryVectorStore",
+    "RedisVectorStore",
+    "ScoreWrite",
+    "VectorStore",
+    "VectorWrite",
+    "vector_index_key",
+]
+
+
+def vector_index_key(model: str, prefix: str = "") -> str:
+    """Key of the sorted set of ``model``'s vectors still waiting for a label (score: event time, ms).
+
+    Examples
+    --------
+    >>> vector_index_key("churn_prediction", prefix="t1:")
+    't1:xi:churn_prediction'
+    """
+    return f"{prefix}xi:{model}"
+
+
+@dataclass(frozen=True, slots=True)
+class ScoreWrite:
+    """One score record for ``score:{model}:{subject}``."""
+
+    model: str
+    subject: str
+    record: dict[str, Any]
+    ttl_s: int
+
+
+@dataclass(frozen=True, slots=True)
+class VectorWrite:
+    """One scored vector for ``x:{model}:{subject}``.
+
+    ``fresh`` is False for a re-delivered event: the vector is then written only where none is stored
+    (a retry after a crash fills the gap; a duplicate never replaces the vector that was scored first) and
+    it is not entered in the label-horizon index again.
+    """
+
+    model: str
+    subject: str
+    x: dict[str, Any]
+    score: float
+    event_time_ms: int
+    ttl_s: int
+    fresh: bool = True
+
+    def record(self) -> dict[str, Any]:
+        """The stored value: ``{"x": ..., "score": ..., "event_time_ms": ...}``."""
+        return {"x": self.x, "score": self.score, "event_time_ms": self.event_time_ms}
+
+
+class VectorStore(ABC):
+    """Scores and scored vectors, written per batch by the scorer and read per batch by the learner."""
+
+    @abstractmethod
+    def write(self, scores: Sequence[ScoreWrite], vectors: Sequence[VectorWrite]) -> None:
+        """Write a batch of scores and vectors (one round trip)."""
+
+    @abstractmethod
+    def read(self, model: str, subjects: Sequence[str]) -> list[dict[str, Any] | None]:
+        """The stored vector record of each subject (``None`` when there is none), one round trip."""
+
+    @abstractmethod
+    def mark_labelled(self, model: str, subjects: Sequence[str]) -> None:
+        """Take these subjects out of the label-horizon index (their label was learned)."""
+
+    @abstractmethod
+    def expire(self, model: str, before_ms: int) -> int:
+        """Delete the vectors waiting for a label with event time before ``before_ms``; count them."""
+
+    @abstractmethod
+    def get_score(self, model: str, subject: str) -> dict[str, Any] | None:
+        """The latest score record of ``subject`` (``None`` when there is none)."""
+
+
+class InMemoryVectorStore(VectorStore):
+    """A :class:`VectorStore` in process memory (TTLs are not applied; :meth:`expire` bounds the vectors).
+
+    Examples
+    --------
+    >>> store = InMemoryVectorStore()
+    >>> store.write([], [VectorWrite("churn", "c1:1000", {"clv": 3.0}, 0.2, 1000, ttl_s=60)])
+    >>> store.read("churn", ["c1:1000", "c2:5"])
+    [{'x': {'clv': 3.0}, 'score': 0.2, 'event_time_ms': 1000}, None]
+    >>> store.expire("churn", before_ms=2000)
+    1
+    >>> store.read("churn", ["c1:1000"])
+    [None]
+    """
+
+    def __init__(self) -> None:
+        self._reset()
+
+    def _reset(self) -> None:
+        self._scores: dict[tuple[str, str], dict[str, Any]] = {}
+        self._vectors: dict[tuple[str, str], dict[str, Any]] = {}
+        self._waiting: dict[str, dict[str, int]] = {}  # model -> subject -> event time
+        self._heaps: dict[str, list[tuple[int, str]]] = {}
+
+    def write(self, scores: Sequence[ScoreWrite], vectors: Sequence[VectorWrite]) -> None:
+        """Store the batch (``fresh=False`` vectors only where none is stored)."""
+        for s in scores:
+            self._scores[(s.model, s.subject)] = dict(s.record)
+        for v in vectors:
+            key = (v.model, v.subject)
+            if not v.fresh:
+                self._vectors.setdefault(key, v.record())
+                continue
+            self._vectors[key] = v.record()
+            self._waiting.setdefault(v.model, {})[v.subject] = v.event_time_ms
+            heapq.heappush(self._heaps.setdefault(v.model, []), (v.event_time_ms, v.subject))
+
+    def read(self, model: str, subjects: Sequence[str]) -> list[dict[str, Any] | None]:
+        """The stored records, in order."""
+        return [self._vectors.get((model, s)) for s in subjects]
+
+    def mark_labelled(self, model: str, subjects: Sequence[str]) -> None:
+        """Forget these subjects in the horizon index."""
+        waiting = self._waiting.get(model)
+        if waiting:
+            for s in subjects:
+                waiting.pop(s, None)
+
+    def expire(self, model: str, before_ms: int) -> int:
+        """Delete the waiting vectors older than ``before_ms``."""
+        heap = self._heaps.get(model)
+        waiting = self._waiting.get(model, {})
+        n = 0
+        while heap and heap[0][0] < before_ms:
+            t, subject = heapq.heappop(heap)
+            if waiting.get(subject) == t:
+                del waiting[subject]
+                self._vectors.pop((model, subject), None)
+                n += 1
+        return n
+
+    def get_score(self, model: str, subject: str) -> dict[str, Any] | None:
+        """The latest score record."""
+        return self._scores.get((model, subject))
+
+    def __len__(self) -> int:
+        return len(self._vectors)
+
+
+# KEYS[1]: the horizon index. ARGV[1]: cutoff (ms, exclusive); ARGV[2]: the vector key prefix.
+_EXPIRE_LUA = """
+local subjects = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', '(' .. ARGV[1], 'LIMIT', 0, 5000)
+for _, s in ipairs(subjects) do
+  redis.call('ZREM', KEYS[1], s)
+  redis.call('DEL', ARGV[2] .. s)
+end
+return #subjects
+"""
+
+
+class RedisVectorStore(VectorStore):
+    """A :class:`VectorStore` in Redis: string keys of :mod:`learners.keys` with TTLs, one pipeline a batch.
+
+    Scores expire after their ``ttl_s``; vectors after theirs (the label horizon) as a backstop to
+    :meth:`expire`. :meth:`expire` runs one Lua script that deletes at most 5,000 vectors a call; it touches
+    keys it is not given, so on Redis Cluster run it against the node of the index key.
+
+    Parameters
+    ----------
+    client
+        A sync redis-py client.
+    key_prefix
+        Prefix of every key.
+
+    Examples
+    --------
+    >>> RedisVectorStore(client=None, key_prefix="t1:").key_prefix
+    't1:'
+    """
+
+    def __init__(self, client: Any, key_prefix: str = "") -> None:
+        self.client = client
+        self.key_prefix = key_prefix
+        self._expire_script: Any = None
+
+    def write(self, scores: Sequence[ScoreWrite], vectors: Sequence[VectorWrite]) -> None:
+        """One pipeline: SET each score and vector with its TTL, ZADD fresh vectors to the index."""
+        if not scores and not vectors:
+            return
+        p = self.key_prefix
+        pipe = self.client.pipeline(transaction=False)
+        for s in scores:
+            pipe.set(score_key(s.model, s.subject, p), json.dumps(s.record), ex=s.ttl_s)
+        index: dict[str, dict[str, int]] = {}
+        for v in vectors:
+            pipe.set(vector_key(v.model, v.subject, p), json.dumps(v.record()), ex=v.ttl_s, nx=not v.fresh)
+            if v.fresh:
+                index.setdefault(v.model, {})[v.subject] = v.event_time_ms
+        for model, members in index.items():
+            pipe.zadd(vector_index_key(model, p), members)
+        pipe.execute()
+
+    def read(self, model: str, subjects: Sequence[str]) -> list[dict[str, Any] | None]:
+        """One MGET of the vector keys."""
+        if not subjects:
+            return []
+        raws = self.client.mget([vector_key(model, s, self.key_prefix) for s in subjects])
+        return [None if raw is None else json.loads(raw) for raw in raws]
+
+    def mark_labelled(self, model: str, subjects: Sequence[str]) -> None:
+        """One ZREM on the index."""
+        if subjects:
+            self.client.zrem(vector_index_key(model, self.key_prefix), *subjects)
+
+    def expire(self, model: str, before_ms: int) -> int:
+        """Delete (by Lua, atomically) the waiting vectors older than ``before_ms``; at most 5,000 a call."""
+        if self._expire_script is None:
+            self._expire_script = self.client.register_script(_EXPIRE_LUA)
+        n = self._expire_script(
+            keys=[vector_index_key(model, self.key_prefix)],
+            args=[int(before_ms), vector_key(model, "", self.key_prefix)],
+        )
+        return int(n)
+
+    def get_score(self, model: str, subject: str) -> dict[str, Any] | None:
+        """GET the score key."""
+        raw = self.client.get(score_key(model, subject, self.key_prefix))
+        return None if raw is None else dict(json.loads(raw))
