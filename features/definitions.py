@@ -428,6 +428,87 @@ def input_function(agg: Aggregate) -> Callable[[Event, str], Input]:
     return contribution
 
 
+def input_functions(aggs: Sequence[Aggregate]) -> Callable[[Event, str], tuple[Input, ...]]:
+    """Return one function giving every aggregate's :func:`input_function` value at once, in order.
+
+    The values an event holds for one field (and one filter) are read once and shared by every aggregate
+    that reads them, so ``count``/``sum``/``mean``/``max`` of the same field cost one extraction.
+
+    Examples
+    --------
+    >>> from streams.schemas import OrderItem
+    >>> o = Order(order_id="o1", customer_id="c1", event_time=1_700_000_000_000, total=35.0,
+    ...           items=[OrderItem(product_id="p1", category="books", quantity=2, unit_price=10.0)],
+    ...           currency="EUR", payment_method="card", billing_country="DE", shipping_country="DE",
+    ...           channel="web")
+    >>> aggs = [Aggregate(name=n, entity="customer", source="orders", field="total", aggregation=k,
+    ...                   window="24h") for n, k in (("s", "sum"), ("m", "mean"), ("x", "max"))]
+    >>> input_functions(aggs)(o, "c1")
+    (35.0, (35.0, 1.0), 35.0)
+    """
+    plans: list[tuple[type, tuple[str, str] | None, tuple[str, bool] | None, str]] = []
+    for agg in aggs:
+        spec_key = None
+        if agg.field is not None:
+            spec = FIELDS[agg.source][agg.field]
+            key_field = entity_key_field(agg.entity, agg.source)
+            key_item = key_field is not None and FIELDS[agg.source][key_field].item
+            spec_key = (agg.field, bool(spec.item and key_item))
+        plans.append((agg.event_type, agg.where_clause(), spec_key, agg.aggregation))
+    sources = {a.event_type: a.source for a in aggs}
+    key_gets = {
+        a.source: FIELDS[a.source][kf].get
+        for a in aggs
+        if (kf := entity_key_field(a.entity, a.source)) is not None
+    }
+
+    def values_of(event: Event, key: str, source: str, field: str, per_key: bool) -> list[Any]:
+        spec = FIELDS[source][field]
+        if spec.item:
+            items = event.items  # type: ignore[union-attr]
+            if per_key:
+                kget = key_gets[source]
+                items = [i for i in items if str(kget(i)) == key]
+            values = [spec.get(i) for i in items]
+        else:
+            values = [spec.get(event)]
+        return [v for v in values if v is not None]
+
+    def contributions(event: Event, key: str) -> tuple[Input, ...]:
+        etype = type(event)
+        seen: dict[tuple[str, bool], list[Any]] = {}
+        out: list[Input] = []
+        for event_type, clause, spec_key, kind in plans:
+            if etype is not event_type or (
+                clause is not None and str(getattr(event, clause[0])) != clause[1]
+            ):
+                out.append(None)
+                continue
+            if spec_key is None:
+                out.append(1.0)
+                continue
+            values = seen.get(spec_key)
+            if values is None:
+                values = seen[spec_key] = values_of(event, key, sources[event_type], *spec_key)
+            if not values:
+                out.append(None)
+            elif kind == "distinct_count":
+                out.append(frozenset(str(v).translate(_SEPARATORS) for v in values))
+            elif kind == "sum":
+                out.append(sum(float(v) for v in values))
+            elif kind == "mean":
+                out.append((sum(float(v) for v in values), float(len(values))))
+            elif kind == "min":
+                out.append(min(float(v) for v in values))
+            elif kind == "max":
+                out.append(max(float(v) for v in values))
+            else:  # last
+                out.append(float(values[-1]))
+        return tuple(out)
+
+    return contributions
+
+
 #: Request-time features: ``(name, dtype, description)``, computed from the order being scored.
 RAW_FEATURES: tuple[tuple[str, str, str], ...] = (
     ("order_total", "float", "the order's total"),

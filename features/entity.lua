@@ -567,70 +567,113 @@ local function step(k, b, nb, text, t, inp, newmax, maxt)
 end
 
 local N = {{N}}
+local NAMES = {"_t", {{FIELDS}}}
+local STRIDE = 4 + N -- ARGV per event: fence, offset, event time, wall ms, one input per aggregate
 
--- Every aggregate in definition order: values into vals, changed fields into sets.
-local function each(got, t, newmax, maxt, vals, sets, inputs)
+-- Every aggregate in definition order: values into vals; a changed field goes into got and dirty.
+-- base: the ARGV position before the event's first input (nil: the event is not applied).
+local function each(got, t, newmax, maxt, vals, dirty, base)
   local function one(i, name, k, b, nb)
-    local inp = inputs and inputs[4 + i] or nil
+    local inp = base and ARGV[base + i] or nil
     local v, text = step(k, b, nb, got[i + 1], t, inp, newmax, maxt)
     if v == nil then v = NAN end
     vals[i] = v
     if text then
-      sets[#sets + 1] = name
-      sets[#sets + 1] = text
+      got[i + 1] = text
+      dirty[i + 1] = true
     end
   end
 {{STEPS}}
 end
 
-local function update()
-  local hkey, mkey, part, ts, wall = KEYS[1], KEYS[2], ARGV[1], ARGV[3], ARGV[4]
-  local t = tonumber(ts)
-  local fence, got = false, nil
-  if part ~= "" then
-    fence = "@" .. part
-    got = redis.call("HMGET", hkey, "_t", {{FIELDS}}, fence)
-  else
-    got = redis.call("HMGET", hkey, "_t", {{FIELDS}})
-  end
-  local oldmax = tonumber(got[1])
-  local status = "applied"
-  if fence then
-    local last = tonumber(got[N + 2])
-    if last ~= nil and last >= tonumber(ARGV[2]) then status = "fenced" end
-  end
-  if status == "applied" then
-    if not redis.call("SET", mkey, "1", "PX", MARK_TTL, "NX") then
-      status = "duplicate"
-    elseif oldmax ~= nil and t < oldmax - LATENESS then
-      status = "late"
-      redis.call("DEL", mkey)
-    end
-  end
-  local vals, sets = {}, {}
-  if status == "applied" then
-    local newmax, maxtext = oldmax, got[1]
-    if newmax == nil or t > newmax then newmax, maxtext = t, ts end
-    each(got, t, newmax, newmax, vals, sets, ARGV)
-    sets[#sets + 1] = "_t"
-    sets[#sets + 1] = maxtext
-    sets[#sets + 1] = "_e"
-    sets[#sets + 1] = ts
-    sets[#sets + 1] = "_u"
-    sets[#sets + 1] = wall
-  else
-    each(got, t, nil, oldmax or t, vals, {}, nil)
-    if status == "late" then redis.call("HINCRBY", hkey, "_late", 1) end
-  end
-  if status ~= "fenced" then
+-- The state of one entity hash, read once per call and written once at its end.
+local function entity_state(ents, order, hkey, fence)
+  local ent = ents[hkey]
+  if not ent then
+    local got
     if fence then
-      sets[#sets + 1] = fence
-      sets[#sets + 1] = ARGV[2]
+      got = redis.call("HMGET", hkey, "_t", {{FIELDS}}, fence)
+    else
+      got = redis.call("HMGET", hkey, "_t", {{FIELDS}})
     end
-    if #sets > 0 then redis.call("HSET", hkey, unpack(sets)) end
-    redis.call("PEXPIRE", hkey, ENTITY_TTL)
+    ent = {got = got, dirty = {}, fences = {}, fdirty = {}, touched = false, e = false, u = false}
+    if fence then ent.fences[fence] = got[N + 2] end
+    ents[hkey] = ent
+    order[#order + 1] = hkey
   end
-  return {status, spack("{{VALFMT}}", unpack(vals, 1, N))}
+  if fence and ent.fences[fence] == nil then ent.fences[fence] = redis.call("HGET", hkey, fence) end
+  return ent
+end
+
+-- Apply the call's events in order, each with the rules of one atomic update; KEYS hold (hash, mark)
+-- per event. Returns one status letter per event and their values, N packed doubles per event.
+local function update()
+  local ents, order, codes, blobs, vals = {}, {}, {}, {}, {}
+  for e = 0, #KEYS / 2 - 1 do
+    local hkey, mkey, base = KEYS[2 * e + 1], KEYS[2 * e + 2], e * STRIDE
+    local part, off, ts, wall = ARGV[base + 1], ARGV[base + 2], ARGV[base + 3], ARGV[base + 4]
+    local t = tonumber(ts)
+    local fence = part ~= "" and "@" .. part
+    local ent = entity_state(ents, order, hkey, fence)
+    local got = ent.got
+    local oldmax = tonumber(got[1])
+    local status = "a"
+    if fence then
+      local last = tonumber(ent.fences[fence])
+      if last ~= nil and last >= tonumber(off) then status = "f" end
+    end
+    if status == "a" then
+      if not redis.call("SET", mkey, "1", "PX", MARK_TTL, "NX") then
+        status = "d"
+      elseif oldmax ~= nil and t < oldmax - LATENESS then
+        status = "l"
+        redis.call("DEL", mkey)
+      end
+    end
+    if status == "a" then
+      local newmax, maxtext = oldmax, got[1]
+      if newmax == nil or t > newmax then newmax, maxtext = t, ts end
+      each(got, t, newmax, newmax, vals, ent.dirty, base + 4)
+      got[1], ent.dirty[1], ent.e, ent.u = maxtext, true, ts, wall
+    else
+      each(got, t, nil, oldmax or t, vals, ent.dirty, nil)
+      if status == "l" then redis.call("HINCRBY", hkey, "_late", 1) end
+    end
+    if status ~= "f" then
+      if fence then
+        ent.fences[fence] = off
+        ent.fdirty[fence] = true
+      end
+      ent.touched = true
+    end
+    codes[e + 1] = status
+    blobs[e + 1] = spack("{{VALFMT}}", unpack(vals, 1, N))
+  end
+  for _, hkey in ipairs(order) do
+    local ent = ents[hkey]
+    if ent.touched then
+      local sets = {}
+      for i = 1, N + 1 do
+        if ent.dirty[i] then
+          sets[#sets + 1] = NAMES[i]
+          sets[#sets + 1] = ent.got[i]
+        end
+      end
+      if ent.e then
+        sets[#sets + 1] = "_e"
+        sets[#sets + 1] = ent.e
+        sets[#sets + 1] = "_u"
+        sets[#sets + 1] = ent.u
+      end
+      for f in pairs(ent.fdirty) do
+        sets[#sets + 1] = f
+        sets[#sets + 1] = ent.fences[f]
+      end
+      if #sets > 0 then redis.call("HSET", hkey, unpack(sets)) end
+      redis.call("PEXPIRE", hkey, ENTITY_TTL)
+    end
+  end
+  return {concat(codes), concat(blobs)}
 end
 
 local function read()

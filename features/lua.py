@@ -4,8 +4,9 @@ The template ``features/entity.lua`` holds the window code; rendering fills in t
 (one generated call per aggregate with its name, kind, bucket size and buckets per window as literals:
 an EVAL script keeps nothing between calls, so no definitions table is built per call) and its time
 rules, then appends the entry point:
-``update`` (one event, atomically: fence, dedupe, lateness, every aggregate, fence and mark, returns the
-values as of the event's time) or ``read`` (values as of a time, read-only). Arguments and replies are
+``update`` (a list of events in order, each with its fence, dedupe, lateness, every aggregate, fence and
+mark; each entity hash read once and written once per call; returns each event's values as of its
+time) or ``read`` (values as of a time, read-only). Arguments and replies are
 described in :mod:`features.redis_store`.
 """
 

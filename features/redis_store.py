@@ -1,4 +1,4 @@
-r"""The Redis online store: one hash per entity, updated by one generated Lua script per event.
+r"""The Redis online store: one hash per entity, updated by generated Lua scripts applying many events.
 
 Key layout (``P`` is the key prefix; ``{e:id}`` is the hash tag, so all keys of one entity live in one
 Cluster slot and each script touches one slot):
@@ -30,13 +30,17 @@ fenced, so an idle entity (its fences and lifetime values with it) disappears af
 
 Scripts: per entity one *update* and one *read* script, rendered from the definitions by
 :mod:`features.lua` when the store is bound (no I/O) and run with ``EVALSHA``; on ``NOSCRIPT`` the script
-is loaded (``SCRIPT LOAD``) and the refused calls are sent again. Update arguments: ``KEYS`` = hash, mark;
-``ARGV`` = fence (``"topic/partition"``, ``""``: none), offset, event time, wall ms, then one input per
-aggregate (:func:`encode_input`, ``""``: none). Reply: ``[status, values]`` with the values as packed
-doubles (NaN: none). Read: ``KEYS`` = hash, ``ARGV`` = as-of ms or ``""``; reply ``[as_of, values]`` or
-``[nil]`` for an unknown entity. Four commands per event (``HMGET``, ``SET NX``, ``HSET``, ``PEXPIRE``).
+is loaded (``SCRIPT LOAD``) and the refused calls are sent again. One update call applies up to
+:data:`EVENTS_PER_CALL` events in order: ``KEYS`` = hash, mark per event; ``ARGV`` per event = fence
+(``"topic/partition"``, ``""``: none), offset, event time, wall ms, then one input per aggregate
+(:func:`encode_input`, ``""``: none). Reply: ``[statuses, values]``, one letter per event (``a``pplied,
+``d``uplicate, ``f``enced, ``l``ate) and every event's values as packed doubles (NaN: none). Within a call
+each entity hash is read once (``HMGET``) and written once at the end (``HSET`` of the changed fields,
+``PEXPIRE``); every event still sets its dedupe mark (``SET NX``). With a ``RedisCluster`` client the
+events of one call share a hash slot; with one server any entities share a call. Read: ``KEYS`` = hash,
+``ARGV`` = as-of ms or ``""``; reply ``[as_of, values]`` or ``[nil]`` for an unknown entity.
 
-Round trips: :meth:`RedisOnlineStore.apply` sends a whole batch in one pipeline (no ``MULTI``; each script
+Round trips: :meth:`RedisOnlineStore.apply` sends a whole batch in one pipeline (no ``MULTI``; each call
 is atomic by itself), :meth:`RedisOnlineStore.read` all entities of a batch in one pipeline.
 """
 
@@ -48,6 +52,8 @@ from collections.abc import Sequence
 from typing import Any
 
 import redis
+from redis.cluster import RedisCluster
+from redis.crc import key_slot
 
 from config.errors import ConfigError, ServiceUnavailableError, ValidationError
 from features.backend import EntityPlan, EntityUpdate, OnlineStore, Status, Values
@@ -93,12 +99,19 @@ def decode_values(blob: bytes, n: int) -> Values:
     return [None if v != v else v for v in struct.unpack(f"<{n}d", blob)]
 
 
+#: Status letters of the update script's reply.
+_CODES: dict[str, Status] = {"a": "applied", "d": "duplicate", "f": "fenced", "l": "late"}
+
+#: Most events one update script call applies (it blocks Redis meanwhile; a few ms).
+EVENTS_PER_CALL = 100
+
+
 def _text(value: Any) -> str:
     return value.decode() if isinstance(value, bytes) else str(value)
 
 
 class RedisOnlineStore(OnlineStore):
-    """Windowed feature state in Redis (or Redis Cluster), one atomic Lua script per entity update.
+    """Windowed feature state in Redis (or Redis Cluster), updated by atomic multi-event Lua scripts.
 
     Parameters
     ----------
@@ -123,6 +136,7 @@ class RedisOnlineStore(OnlineStore):
         self._update: dict[str, Script] = {}
         self._read: dict[str, Script] = {}
         self._plans: dict[str, EntityPlan] = {}
+        self._cluster = isinstance(client, RedisCluster)
 
     def bind(self, plans: Sequence[EntityPlan]) -> None:
         """Render the scripts of every entity (loaded lazily, on the first ``NOSCRIPT``)."""
@@ -139,36 +153,44 @@ class RedisOnlineStore(OnlineStore):
         return f"{self.key_prefix}f:{{{entity}:{entity_id}}}"
 
     def apply(self, entity: str, updates: Sequence[EntityUpdate]) -> list[tuple[Status, Values]]:
-        """Apply the updates in order, in one pipeline (one round trip)."""
+        """Apply the updates in order, in one pipeline (one round trip) of multi-event script calls."""
         script = self._update[entity]
         n = len(self._plans[entity].aggregates)
         prefix = f"{self.key_prefix}f:{{{entity}:"
-        calls = []
-        for u in updates:
+        groups: dict[int, list[int]] = {}
+        keys: list[tuple[str, str]] = []
+        for j, u in enumerate(updates):
             if "{" in u.entity_id or "}" in u.entity_id:
                 self.entity_key(entity, u.entity_id)  # raises, naming the id
             key = f"{prefix}{u.entity_id}}}"
-            calls.append(
-                (
-                    key,
-                    f"{key}:d:{u.event_id}",
-                    u.fence or "",
-                    u.offset,
-                    u.event_time,
-                    u.wall_ms,
-                    *[encode_input(v) for v in u.inputs],
-                )
-            )
-        replies = self._run(script, 2, calls)
-        return [(_text(r[0]), decode_values(r[1], n)) for r in replies]  # type: ignore[misc]
+            keys.append((key, f"{key}:d:{u.event_id}"))
+            groups.setdefault(key_slot(key.encode()) if self._cluster else 0, []).append(j)
+        step = EVENTS_PER_CALL
+        chunks = [g[i : i + step] for g in groups.values() for i in range(0, len(g), step)]
+        calls = []
+        for chunk in chunks:
+            kargs: list[Any] = []
+            vargs: list[Any] = []
+            for j in chunk:
+                u = updates[j]
+                kargs += keys[j]
+                vargs += (u.fence or "", u.offset, u.event_time, u.wall_ms)
+                vargs += [encode_input(v) for v in u.inputs]
+            calls.append((len(kargs), *kargs, *vargs))
+        out: list[tuple[Status, Values]] = [("applied", [])] * len(updates)
+        for chunk, (codes, blob) in zip(chunks, self._run(script, calls), strict=True):
+            values = decode_values(blob, n * len(chunk))
+            for p, (j, code) in enumerate(zip(chunk, _text(codes), strict=True)):
+                out[j] = (_CODES[code], values[p * n : (p + 1) * n])
+        return out
 
     def read(
         self, entity: str, ids: Sequence[str], as_of_ms: int | None, wall_ms: int
     ) -> list[Values | None]:
         """Values of each entity as of ``as_of_ms`` (default: its latest event time), one pipeline."""
         n = len(self._plans[entity].aggregates)
-        calls = [(self.entity_key(entity, i), "" if as_of_ms is None else as_of_ms) for i in ids]
-        replies = self._run(self._read[entity], 1, calls)
+        calls = [(1, self.entity_key(entity, i), "" if as_of_ms is None else as_of_ms) for i in ids]
+        replies = self._run(self._read[entity], calls)
         return [None if r[0] is None else decode_values(r[1], n) for r in replies]
 
     def last_update(self, entity: str, entity_id: str, wall_ms: int) -> tuple[int, int] | None:
@@ -190,14 +212,14 @@ class RedisOnlineStore(OnlineStore):
             raise ServiceUnavailableError(msg) from exc
         return [None if t is None or u is None else (int(float(t)), int(float(u))) for t, u in rows]
 
-    def _run(self, script: Script, n_keys: int, calls: Sequence[Sequence[Any]]) -> list[Any]:
-        """``EVALSHA`` every call in one pipeline; load the script and resend the calls refused NOSCRIPT."""
+    def _run(self, script: Script, calls: Sequence[Sequence[Any]]) -> list[Any]:
+        """``EVALSHA`` each call (``numkeys, *keys, *args``), one pipeline; resend those refused NOSCRIPT."""
         replies: list[Any] = [None] * len(calls)
         pending = list(range(len(calls)))
         for attempt in range(2):
             pipe = self.client.pipeline(transaction=False)
             for i in pending:
-                pipe.evalsha(script.sha, n_keys, *calls[i])
+                pipe.evalsha(script.sha, *calls[i])
             try:
                 results = pipe.execute(raise_on_error=False)
             except redis.ConnectionError as exc:

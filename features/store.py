@@ -25,7 +25,7 @@ from features.definitions import (
     check_definitions,
     close_matches,
     entity_keys,
-    input_function,
+    input_functions,
     load_definitions,
 )
 from features.memory_store import InMemoryOnlineStore
@@ -201,7 +201,7 @@ class FeatureStore:
             self._plans[entity] = EntityPlan(
                 entity, mine, self.allowed_lateness_ms, self.entity_ttl_ms, mark_ttl
             )
-        self._inputs = {name: input_function(a) for name, a in self._aggregates.items()}
+        self._inputs = {e: input_functions(p.aggregates) for e, p in self._plans.items()}
         self._derived: dict[str, DerivedFeature] = {}
         self.status_counts: Counter[str] = Counter()
         self._last_write_ms: dict[str, int] = {}
@@ -297,15 +297,15 @@ class FeatureStore:
         """
         plan = self._plan(entity)
         wall_ms = int(self.clock() * 1000)
-        inputs = [self._inputs[a.name] for a in plan.aggregates]
+        inputs = self._inputs[entity]
         updates: list[EntityUpdate] = []
         index: list[int] = []
         for i, record in enumerate(records):
             event = record.event
             fence = record.fence
+            offset = record.offset if fence is not None and record.offset is not None else -1
             for key in entity_keys(entity, event):
-                contributions = tuple(f(event, key) for f in inputs)
-                offset = record.offset if fence is not None and record.offset is not None else -1
+                contributions = inputs(event, key)
                 updates.append(
                     EntityUpdate(key, event.event_id, event.event_time, fence, offset, contributions, wall_ms)
                 )

@@ -5,6 +5,9 @@
 | ``score:{model}:{subject}`` | JSON: score, model, version, examples, scored_at_ms, event_time_ms | score |
 | ``x:{model}:{subject}`` | JSON: x (the exact vector scored), score, event_time_ms | label horizon |
 
+Also kept by the learners (see ``learners.vectors`` and ``learners.derived_labels``): ``xi:{model}`` (vectors
+waiting for a label, by event time) and ``dl:{model}`` / ``dl:{model}:open`` (derived-label deadlines).
+
 ``subject`` is what the model scores: the order id for fraud, the customer id for churn.
 """
 

@@ -308,6 +308,11 @@ class Monitor:
         if self.metrics is not None:
             self._report_metrics(self.metrics)
 
+    @property
+    def drift_active(self) -> bool:
+        """Whether any detector (features, predictions, loss) is in a drift state now."""
+        return any(self._drift_active().values())
+
     def observe_label(self, y_pred: float, y_true: float | None = None, loss: float | None = None) -> None:
         """Record a label that arrived after its prediction was observed (loss ADWIN, metric trend).
 

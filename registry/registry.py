@@ -306,6 +306,9 @@ class Registry(RegistryReader):
                 f"model {name!r} version {record.version!r} metadata 'metrics' is not a mapping: {metrics!r}"
             )
             raise RegistryError(msg)
+        if isinstance(metrics.get("cumulative"), Mapping):
+            # a learner snapshot keeps {"cumulative": {...}, "rolling": {...}}; the gate judges the cumulative
+            metrics = metrics["cumulative"]
         decision = evaluate_gate(metrics, thresholds, drift_active)
         note = f"{reason}; " if reason else ""
         if decision.passed:

@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import faust
@@ -47,6 +47,7 @@ class Hub:
         self.learner: LearnerService | None = None
         self.started_at = time.time()
         self.redis_ok = True
+        self.last_lag: int | None = None
         self.monitors: dict[str, Monitor] = {
             spec.name: Monitor(
                 spec.name,
@@ -147,6 +148,17 @@ class Hub:
                     if value is not None:
                         m.model_metric.labels(model=slot.name, metric=metric, window=window).set(float(value))
 
+    def owned_order_partitions(self) -> set[tuple[str | None, int]]:
+        """The orders partitions assigned to this worker now."""
+        if self.orders is None or self.orders.consumer is None:
+            return set()
+        topic = self.runtime.topics["orders"]
+        return {(tp.topic, tp.partition) for tp in self.orders.consumer.assignment() if tp.topic == topic}
+
+    def scoring_caught_up(self) -> bool:
+        """Whether the last lag reading of the orders/events consumer was zero."""
+        return self.last_lag == 0
+
     async def refresh_gauges(self) -> None:
         """Consumer lag and snapshot counts (a timer calls this)."""
         m = self.runtime.metrics
@@ -155,8 +167,10 @@ class Hub:
             m.worker_last_progress_timestamp_seconds.set(self.orders.last_poll)
         if self.orders is not None:
             try:
-                for topic, lag in (await self.orders.lag()).items():
+                lags = await self.orders.lag()
+                for topic, lag in lags.items():
                     m.consumer_lag_messages.labels(topic=topic).set(lag)
+                self.last_lag = sum(lags.values()) if lags else None
             except Exception:  # lag is advisory; a broker hiccup must not stop the timer
                 m.broker_errors_total.labels(op="lag").inc()
                 logger.debug("lag refresh failed", exc_info=True)
@@ -173,6 +187,13 @@ class Hub:
             v = slot.learner.version
             if v:
                 m.model_version_info.labels(model=slot.name, version=v, alias="latest").set(1)
+
+
+def _drift_probe(monitor: Monitor) -> Callable[[], bool]:
+    def active() -> bool:
+        return monitor.drift_active
+
+    return active
 
 
 def _feature_kinds(spec: PipelineSpec) -> dict[str, FeatureKind]:
@@ -236,10 +257,26 @@ def create_app(runtime: Runtime, bootstrap: str) -> tuple[faust.App, Hub]:
             ),
             hub.handle_orders,
         )
+        for slot in runtime.slots:
+            monitor = hub.monitors.get(slot.name)
+            if monitor is not None:
+                slot.drift_active = _drift_probe(monitor)
+
+        def promoted(name: str, version: str) -> None:
+            runtime.metrics.promotions_total.labels(model=name).inc()
+            runtime.metrics.set_model_version(name, "production", version)
+
         hub.learner = LearnerService(
-            runtime.joiner, bootstrap, s.topic_labels, runtime.registry, on_batch=hub.handle_labels
+            runtime.joiner,
+            bootstrap,
+            s.topic_labels,
+            runtime.registry,
+            on_batch=hub.handle_labels,
+            on_promote=promoted,
         )
         await app.add_runtime_dependency(hub.orders)
+        runtime.processor.expected_partitions = hub.owned_order_partitions
+        runtime.joiner.caught_up = hub.scoring_caught_up
         await app.add_runtime_dependency(hub.learner)
         for spec in runtime.specs:
             engine.follow(spec.name)

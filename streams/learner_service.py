@@ -58,6 +58,11 @@ class LearnerSlot:
     snapshots: list[str] = field(default_factory=list)
     learn_before_ms: int | None = None
     holdout: MetricSet | None = None
+    thresholds: dict[str, float] = field(default_factory=dict)
+    """The spec's evaluation thresholds: a snapshot becomes `production` only when they hold."""
+    drift_active: Callable[[], bool] = lambda: False
+    """Whether a drift alarm is active for this model (the worker's Monitor); blocks promotion."""
+    gate_decisions: list[Any] = field(default_factory=list)
 
 
 @dataclass
@@ -89,6 +94,9 @@ class LabelJoiner:
         Prefix of the Redis keys.
     vectors
         Where the scored vectors are read; default :class:`~learners.vectors.RedisVectorStore`.
+    watermark
+        The scoring side's event-time watermark (``OrderProcessor.watermark_ms``): a label waits for its
+        vector until scoring is ``join_grace_ms`` past the label's time.
 
     Examples
     --------
@@ -103,8 +111,15 @@ class LabelJoiner:
         redis_client: Any,
         key_prefix: str = "",
         vectors: VectorStore | None = None,
+        watermark: Callable[[], int] | None = None,
+        join_grace_ms: int = 86_400_000,
     ) -> None:
         self.slots = list(slots)
+        self.watermark = watermark
+        self.join_grace_ms = join_grace_ms
+        #: whether the scoring side has consumed everything (the worker sets it from the consumer lag);
+        #: a label is never given up while scoring still has a backlog
+        self.caught_up: Callable[[], bool] = lambda: True
         self.redis = redis_client
         self.key_prefix = key_prefix
         self.vectors = vectors if vectors is not None else RedisVectorStore(redis_client, key_prefix)
@@ -138,20 +153,21 @@ class LabelJoiner:
     ) -> None:
         learner = slot.learner
         todo: list[tuple[Label, float]] = [(lab, first) for lab, first in learner.pending.values()]
-        learner.pending.clear()
         for r, lab in labels:
             if lab.target != slot.target or r.offset < learner.offsets.get(_tp_key(r.topic, r.partition), 0):
                 continue
             todo.append((lab, now))
         if todo:
             stored = self.vectors.read(slot.name, [lab.subject_id for lab, _ in todo])
+            # only now that the read succeeded may waiting labels leave `pending` (a Redis error keeps them)
+            learner.pending.clear()
             joined: list[str] = []
             for (lab, first_seen), found in zip(todo, stored, strict=True):
                 if found is None:
-                    if now - first_seen < slot.join_wait_s:
-                        learner.pending[lab.label_id] = (lab, first_seen)
-                    else:
+                    if self._gave_up(slot, lab, first_seen, now):
                         slot.unmatched += 1
+                    else:
+                        learner.pending[lab.label_id] = (lab, first_seen)
                     continue
                 x = found["x"]
                 if slot.learn_before_ms is not None and lab.event_time >= slot.learn_before_ms:
@@ -173,6 +189,22 @@ class LabelJoiner:
         for r in records:
             key = _tp_key(r.topic, r.partition)
             learner.offsets[key] = max(learner.offsets.get(key, 0), r.offset + 1)
+
+    def _gave_up(self, slot: LearnerSlot, lab: Label, first_seen: float, now: float) -> bool:
+        """Whether a label whose vector is not stored will never find it.
+
+        An order comes before its label in event time, so while the scoring side has not reached the
+        label's time (after a restart, or with a backlog) the label waits, however long that takes. It is
+        given up when scoring is ``join_grace_ms`` of event time past the label and still no vector exists.
+        Without a watermark (a joiner used on its own), it waits ``join_wait_s`` of wall-clock time.
+        """
+        if self.watermark is not None:
+            return self.caught_up() and self.watermark() >= lab.event_time + self.join_grace_ms
+        return now - first_seen >= slot.join_wait_s
+
+    def pending_count(self) -> int:
+        """Labels waiting for their vector, over all models."""
+        return sum(len(s.learner.pending) for s in self.slots)
 
     def due_snapshots(self, now: float | None = None) -> list[LearnerSlot]:
         """Slots whose snapshot policy (every N examples or T seconds with new examples) says 'now'."""
@@ -210,6 +242,8 @@ class LearnerService(Service):
         topic: str,
         registry: Any,
         on_batch: Callable[[LabelBatchOutcome], Awaitable[None]] | None = None,
+        on_promote: Callable[[str, str], None] | None = None,
+        max_pending: int = 200_000,
         batch_max: int = 2000,
         batch_timeout_ms: int = 100,
         **kwargs: Any,
@@ -219,6 +253,8 @@ class LearnerService(Service):
         self.topic = topic
         self.registry = registry
         self.on_batch = on_batch
+        self.max_pending = max_pending
+        self.on_promote = on_promote
         self.batch_max = batch_max
         self.batch_timeout_ms = batch_timeout_ms
         self.consumer: AIOKafkaConsumer | None = None
@@ -284,9 +320,14 @@ class LearnerService(Service):
         assert self.consumer is not None
         backoff = 0.1
         while not self.should_stop:
-            batches = await self.consumer.getmany(
-                timeout_ms=self.batch_timeout_ms, max_records=self.batch_max
-            )
+            if self.joiner.pending_count() >= self.max_pending:
+                # the scorer is far behind: stop reading labels, keep retrying the waiting ones
+                batches = {}
+                await asyncio.sleep(self.batch_timeout_ms / 1000)
+            else:
+                batches = await self.consumer.getmany(
+                    timeout_ms=self.batch_timeout_ms, max_records=self.batch_max
+                )
             records = [r for rs in batches.values() for r in rs]
             try:
                 outcome = self.joiner.process(records)
@@ -322,4 +363,24 @@ class LearnerService(Service):
             return None
         slot.snapshots.append(version)
         logger.info("snapshot %s %s (%d examples)", slot.name, version, learner.examples_learned)
+        await self._gate(slot, version, meta)
         return version
+
+    async def _gate(self, slot: LearnerSlot, version: str, meta: dict[str, Any]) -> None:
+        """Promote the snapshot to `production` when the thresholds hold and no drift alarm is active."""
+        drift = bool(slot.drift_active())
+        try:
+            decision = await asyncio.to_thread(
+                self.registry.promote_if_gate,
+                slot.name,
+                version,
+                slot.thresholds,
+                drift,
+                "snapshot gate",
+            )
+        except Exception:
+            logger.exception("promotion gate of %s %s failed; it stays a candidate", slot.name, version)
+            return
+        slot.gate_decisions.append(decision)
+        if decision.passed and self.on_promote is not None:
+            self.on_promote(slot.name, version)

@@ -23,7 +23,7 @@ from __future__ import annotations
 import heapq
 import logging
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -142,6 +142,12 @@ class OrderProcessor:
         self.vectors = vectors if vectors is not None else RedisVectorStore(redis_client, key_prefix)
         self.watermark_ms = 0
         self._expired_at_ms = 0
+        # newest order time per orders partition: the watermark is their minimum, so a topic or partition
+        # running ahead (customer events, a faster partition) never fires deadlines or gives up labels early
+        self._partition_ms: dict[tuple[str | None, int], int] = {}
+        #: the orders partitions this processor owns (the worker sets it from the consumer's assignment); a
+        #: partition not seen yet holds the watermark back. None (offline replay): the partitions seen.
+        self.expected_partitions: Callable[[], set[tuple[str | None, int]]] | None = None
 
     def parse(self, records: Sequence[ConsumerRecord], out: BatchOutcome) -> list[EventRecord]:
         """Validate records; the unusable ones become dead letters in ``out``."""
@@ -188,14 +194,15 @@ class OrderProcessor:
         self._expire(out)  # by the watermark before this batch: earlier batches' labels are out
         results = self.store.apply_batch("customer", parsed)
         now_ms = int(time.time() * 1000)
-        watermark = self.watermark_ms
         scores: list[ScoreWrite] = []
         vectors: list[VectorWrite] = []
         references: dict[str, list[tuple[str, int]]] = {s.name: [] for s in self.scorers if s.labeler}
         for rec, res in zip(parsed, results, strict=True):
             out.statuses[res.status] = out.statuses.get(res.status, 0) + 1
             event = rec.event
-            watermark = max(watermark, event.event_time)
+            if isinstance(event, Order):
+                key = (rec.topic, rec.partition)
+                self._partition_ms[key] = max(self._partition_ms.get(key, 0), event.event_time)
             if isinstance(event, CustomerEvent):
                 out.customer_events += 1
                 continue
@@ -234,6 +241,11 @@ class OrderProcessor:
                     references[scorer.name].append((event.customer_id, event.event_time))
                 out.scored += 1
         self.vectors.write(scores, vectors)
+        owned = (
+            self.expected_partitions() if self.expected_partitions is not None else set(self._partition_ms)
+        )
+        low = min((self._partition_ms.get(tp, 0) for tp in owned), default=0)
+        watermark = max(self.watermark_ms, low)
         self.watermark_ms = out.watermark_ms = watermark
         for scorer in self.scorers:
             if scorer.labeler is not None:

@@ -167,10 +167,12 @@ def wire_pipelines(
                 snapshot_every=spec.snapshots.every_examples,
                 snapshot_seconds=spec.snapshots.every_seconds,
                 last_snapshot_examples=learner.examples_learned,
+                thresholds=dict(spec.evaluation.threshold),
             )
         )
     processor = OrderProcessor(store, None, scorers, kinds, vectors=vectors)
-    joiner = LabelJoiner(slots, None, vectors=vectors)
+    # a label waits for its vector until scoring has passed the label's event time (plus a grace)
+    joiner = LabelJoiner(slots, None, vectors=vectors, watermark=lambda: processor.watermark_ms)
     return processor, joiner
 
 

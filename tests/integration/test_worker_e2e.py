@@ -189,6 +189,22 @@ def test_worker_end_to_end(kafka_bootstrap, redis_url, topic_names, key_prefix, 
             log,
         )
         versions = Registry(registry_dir).list_versions("fraud_detection")
+        # every snapshot went through the promotion gate: promoted, or recorded as rejected with the reason
+        wait_for(
+            "a gate decision",
+            lambda: len(Registry(registry_dir).history("fraud_detection")) >= 1,
+            30,
+            proc,
+            log,
+        )
+        history = Registry(registry_dir).history("fraud_detection")
+        aliases = Registry(registry_dir).aliases("fraud_detection")
+        promoted = [e.to_version for e in history if e.action == "promote"]
+        assert all(e.action in ("promote", "gate_rejected") and e.reason for e in history)
+        if promoted:
+            assert aliases["production"] == promoted[-1]
+        else:
+            assert "production" not in aliases
         meta = versions[-1].metadata
         assert meta["examples_learned"] >= 1000
         assert "auc" in meta["metrics"]["cumulative"]

@@ -172,3 +172,21 @@ def test_raw_features() -> None:
     }
     assert raw_features(_order())["account_age_days"] == -1.0
     assert raw_features(_order())["country_mismatch"] == 0.0
+
+
+def test_shared_inputs_equal_one_function_per_aggregate() -> None:
+    from features.definitions import input_functions, load_definitions
+    from streams.schemas import CustomerEvent, Order
+    from streams.simulation.config import SimulatorConfig
+    from streams.simulation.generator import Simulator
+
+    defs = load_definitions()
+    sim = Simulator(SimulatorConfig(seed=5, orders=300, customers=50))
+    events = [e for e in sim.events() if isinstance(e, Order | CustomerEvent)]
+    assert {type(e) for e in events} == {Order, CustomerEvent}
+    for entity in ("customer", "product", "category"):
+        aggs = [a for a in defs if a.entity == entity]
+        together, alone = input_functions(aggs), [input_function(a) for a in aggs]
+        for event in events:
+            for key in entity_keys(entity, event):
+                assert together(event, key) == tuple(f(event, key) for f in alone)

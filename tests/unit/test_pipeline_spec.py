@@ -318,3 +318,10 @@ def test_spec_is_frozen_and_input_not_mutated() -> None:
         spec.name = "other"  # type: ignore[misc]
     with pytest.raises(pydantic.ValidationError):
         spec.training.split = 0.5  # type: ignore[misc]
+
+
+def test_every_shipped_pipeline_loads():
+    names = shipped_names()
+    assert {"fraud_detection", "churn_prediction", "search_ranking"} <= set(names)
+    for name in names:
+        assert PipelineSpec.shipped(name).name == name

@@ -321,3 +321,14 @@ def test_unpicklable_model_is_refused_and_nothing_is_written(tmp_path: Path) -> 
     with pytest.raises(RegistryError, match="model 'm' of type function cannot be pickled"):
         reg.register(lambda x: x, "m", version="1.0.0")
     assert not (tmp_path / "models").exists()
+
+
+def test_gate_reads_the_cumulative_metrics_of_a_learner_snapshot(tmp_path):
+    reg = Registry(tmp_path)
+    meta = {"metrics": {"cumulative": {"auc": 0.9}, "rolling": {"auc": 0.7}}}
+    reg.register({"w": 1}, "fraud", "1.0.0+snap.000001", meta)
+    assert reg.promote_if_gate("fraud", "1.0.0+snap.000001", {"auc": 0.85}, drift_active=False).passed
+    assert reg.aliases("fraud")["production"] == "1.0.0+snap.000001"
+    reg.register({"w": 2}, "fraud", "1.0.0+snap.000002", {"metrics": {"cumulative": {"auc": 0.8}}})
+    assert not reg.promote_if_gate("fraud", "1.0.0+snap.000002", {"auc": 0.85}, drift_active=False).passed
+    assert reg.aliases("fraud")["production"] == "1.0.0+snap.000001"

@@ -1,0 +1,207 @@
+"""Outages and duplicates on the real worker: Redis stopped mid-stream, and events delivered twice.
+
+(a) Redis is stopped for ~10 s while the stream flows and restarted on the same port. With a Redis that
+keeps its data (AOF, fsync always) the worker must survive, report ``degraded`` on /health (503) during the
+outage, count the errors (``hanzo_redis_errors_total``) and, once Redis is back, have applied every event
+exactly once (our own recomputation), scored every order and learned every label once. With a Redis that
+comes back empty (the embedded default keeps no data) the features must be rebuilt from Kafka, as the
+architecture promises (Redis is rebuildable from the topics); the worker does not do that yet (xfail).
+
+(b) The same event sent again (same id, a new offset; as-is, with another total, with a later event time)
+changes no aggregate.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+import redis
+from aiokafka import AIOKafkaProducer
+
+from config.errors import ServiceUnavailableError
+from streams.embedded import check_redis, free_port, redis_binary, start_redis, stop_process
+from streams.schemas import CustomerEvent, Order, to_json
+from streams.simulation import Simulator, SimulatorConfig, produce
+from tests.chaos_support import (
+    BackgroundProducer,
+    Worker,
+    compare_features,
+    feature_store,
+    labels_of,
+    missing_scores,
+    wait_for,
+    worker_env,
+)
+
+pytestmark = pytest.mark.integration
+
+OUTAGE_S = 10.0
+
+
+def _events(seed: int, orders: int) -> list:
+    sim = Simulator(
+        SimulatorConfig(
+            seed=seed,
+            orders=orders,
+            customers=200,
+            orders_per_day=2000,
+            browse_events_per_order=0.5,
+            chargeback_delay_days=(0.2, 1.0),
+            settle_delay_days=(0.2, 1.0),
+            fraud_rate=0.05,
+        )
+    )
+    return list(sim.events())
+
+
+def _start_persistent_redis(port: int, data_dir: Path) -> subprocess.Popen[bytes]:
+    """A redis-server that keeps its data across restarts (AOF, fsync on every write)."""
+    data_dir.mkdir(parents=True, exist_ok=True)
+    argv = [redis_binary(), "--bind", "127.0.0.1", "--port", str(port), "--dir", str(data_dir)]
+    argv += ["--appendonly", "yes", "--appendfsync", "always", "--save", ""]
+    with (data_dir / "redis-server.log").open("ab") as log:
+        proc = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT)
+    deadline = time.monotonic() + 20
+    while True:
+        try:
+            check_redis(f"redis://127.0.0.1:{port}/0", 1.0)
+            return proc
+        except ServiceUnavailableError:
+            if time.monotonic() > deadline or proc.poll() is not None:
+                proc.kill()
+                proc.wait(5)
+                raise
+            time.sleep(0.1)
+
+
+def _stop(proc: subprocess.Popen[bytes]) -> None:
+    stop_process(proc.pid, str(proc.args[0]))  # type: ignore[index]
+    proc.wait(10)
+
+
+@pytest.mark.parametrize(
+    "keeps_data",
+    [
+        True,
+        pytest.param(
+            False,
+            marks=pytest.mark.xfail(
+                strict=True,
+                reason=(
+                    "Redis restarted empty is not detected: the worker keeps its committed offsets and does "
+                    "not replay the topics, so the features of every event before the outage are lost and "
+                    "the labels of orders scored before it find no vector"
+                ),
+            ),
+        ),
+    ],
+    ids=["redis-keeps-data", "redis-comes-back-empty"],
+)
+def test_redis_outage_mid_stream(keeps_data, kafka_bootstrap, topic_names, key_prefix, tmp_path):
+    events = _events(seed=31, orders=2000)
+    order_ids = [e.order_id for e in events if isinstance(e, Order)]
+    labels = labels_of(events)
+    port, data_dir = free_port(), tmp_path / "redis"
+    start = _start_persistent_redis if keeps_data else start_redis
+    redis_proc = start(port, data_dir)
+    redis_url = f"redis://127.0.0.1:{port}/0"
+    env = worker_env(
+        kafka_bootstrap, redis_url, topic_names, key_prefix, tmp_path / "registry", tmp_path / "state"
+    )
+    worker = Worker(env, tmp_path / "logs")
+    producer = BackgroundProducer(events, kafka_bootstrap, topic_names, rate=len(events) / 30)
+    client = redis.Redis.from_url(redis_url)
+    try:
+        producer.start()
+        worker.start()
+        wait_for("a first batch", lambda: worker.processed() > 0, 90, worker)
+        time.sleep(2.0)
+        _stop(redis_proc)
+        statuses: list[tuple[int, str]] = []
+        outage_ends = time.monotonic() + OUTAGE_S
+        while time.monotonic() < outage_ends:
+            code, body = worker.health()
+            statuses.append((code, body["status"]))
+            time.sleep(0.25)
+        errors = worker.metrics()["hanzo_redis_errors_total"]
+        redis_proc = start(port, data_dir)
+        assert (503, "degraded") in statuses, statuses
+        assert errors > 0
+
+        producer.join(120)
+        assert producer.error is None, producer.error
+        produced = len(events) - len(labels)
+        wait_for("the stream processed", lambda: worker.processed() >= produced, 120, worker)
+        assert worker.alive and worker.starts == 1
+        code, body = worker.health()
+        assert (code, body["status"], body["redis"]) == (200, "ok", "ok")
+        report = compare_features(client, key_prefix, events)
+        assert report.lost_orders == 0 and report.double_counted_orders == 0
+        assert report.mismatches == []
+        assert missing_scores(client, key_prefix, order_ids) == []
+        wait_for("every label learned", lambda: (worker.examples() or 0) >= len(labels), 60, worker)
+        assert worker.examples() == len(labels)
+    finally:
+        worker.stop()
+        client.close()
+        _stop(redis_proc)
+
+
+async def _send(bootstrap: str, topic: str, events: list[Order | CustomerEvent]) -> None:
+    p = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all")
+    await p.start()
+    try:
+        for e in events:
+            await p.send_and_wait(topic, to_json(e), key=e.customer_id.encode())
+    finally:
+        await p.stop()
+
+
+def test_duplicate_events_change_no_aggregate(kafka_bootstrap, redis_url, topic_names, key_prefix, tmp_path):
+    events = _events(seed=41, orders=600)
+    orders = [e for e in events if isinstance(e, Order)]
+    customer_events = [e for e in events if isinstance(e, CustomerEvent)]
+    kinds = {"order": topic_names["orders"], "customer_event": topic_names["events"]}
+    kinds["label"] = topic_names["labels"]
+    asyncio.run(produce(events, kafka_bootstrap, kinds))
+    env = worker_env(
+        kafka_bootstrap, redis_url, topic_names, key_prefix, tmp_path / "registry", tmp_path / "state"
+    )
+    worker = Worker(env, tmp_path / "logs")
+    client = redis.Redis.from_url(redis_url)
+    try:
+        worker.start()
+        first = len(orders) + len(customer_events)
+        wait_for("the stream processed", lambda: worker.processed() >= first, 120, worker)
+        report = compare_features(client, key_prefix, events)
+        assert report.mismatches == [] and report.values_checked > 1000
+        store = feature_store(client, key_prefix)
+        customers = sorted({e.customer_id for e in orders + customer_events})
+        before = store.get_features_batch("customer", customers)
+
+        day = 86_400_000
+        again_orders = orders[::3]
+        changed = [o.model_copy(update={"total": o.total + 1000.0}) for o in orders[1::7]]
+        later = [o.model_copy(update={"event_time": o.event_time + 30 * day}) for o in orders[2::11]]
+        again_events = customer_events[::3]
+        later_events = [
+            e.model_copy(update={"event_time": e.event_time + 30 * day}) for e in customer_events[1::7]
+        ]
+        asyncio.run(_send(kafka_bootstrap, topic_names["orders"], again_orders + changed + later))
+        asyncio.run(_send(kafka_bootstrap, topic_names["events"], again_events + later_events))
+        sent = len(again_orders) + len(changed) + len(later) + len(again_events) + len(later_events)
+        wait_for("the duplicates processed", lambda: worker.processed() >= first + sent, 60, worker)
+
+        after = store.get_features_batch("customer", customers)
+        assert after == before
+        assert compare_features(client, key_prefix, events).mismatches == []
+        assert worker.metrics()["hanzo_duplicate_events_total"] >= len(again_orders) + len(changed) + len(
+            later
+        )
+    finally:
+        worker.stop()
+        client.close()
