@@ -676,12 +676,40 @@ local function update()
   return {concat(codes), concat(blobs)}
 end
 
+{{READ_DEFS}}
+-- Read-only, many entities: values as of ARGV[1] ("": each entity's latest event time) of the
+-- aggregates whose 1-based positions follow in ARGV[2..] (none: all, in definition order), for each
+-- hash in KEYS. Only those fields are fetched and computed. Reply: one letter per key (1: known,
+-- 0: unknown) and, per known key in order, one packed double per value read (NaN: none).
 local function read()
-  local got = redis.call("HMGET", KEYS[1], "_t", {{FIELDS}})
-  local tmax = tonumber(got[1])
-  if tmax == nil then return {false} end
-  local t = tonumber(ARGV[1]) or tmax
-  local vals = {}
-  each(got, t, nil, tmax, vals, {}, nil)
-  return {string.format("%d", t), spack("{{VALFMT}}", unpack(vals, 1, N))}
+  local nw = #ARGV - 1
+  local idx, fields = {}, {"_t"}
+  if nw < 1 then
+    nw = N
+    for j = 1, N do idx[j] = j end
+  else
+    for j = 1, nw do idx[j] = tonumber(ARGV[j + 1]) end
+  end
+  for j = 1, nw do fields[j + 1] = NAMES[idx[j] + 1] end
+  local kinds, sizes, counts = {}, {}, {}
+  for j = 1, nw do kinds[j], sizes[j], counts[j] = def(idx[j]) end
+  local asof, fmt = tonumber(ARGV[1]), "<" .. string.rep("d", nw)
+  local found, blobs, vals = {}, {}, {}
+  for e = 1, #KEYS do
+    local got = redis.call("HMGET", KEYS[e], unpack(fields))
+    local tmax = tonumber(got[1])
+    if tmax == nil then
+      found[e] = "0"
+    else
+      found[e] = "1"
+      local t = asof or tmax
+      for j = 1, nw do
+        local v = step(kinds[j], sizes[j], counts[j], got[j + 1], t, nil, nil, tmax)
+        if v == nil then v = NAN end
+        vals[j] = v
+      end
+      blobs[#blobs + 1] = spack(fmt, unpack(vals, 1, nw))
+    end
+  end
+  return {concat(found), concat(blobs)}
 end

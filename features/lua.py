@@ -6,7 +6,8 @@ an EVAL script keeps nothing between calls, so no definitions table is built per
 rules, then appends the entry point:
 ``update`` (a list of events in order, each with its fence, dedupe, lateness, every aggregate, fence and
 mark; each entity hash read once and written once per call; returns each event's values as of its
-time) or ``read`` (values as of a time, read-only). Arguments and replies are
+time) or ``read`` (values as of a time, read-only; of the aggregates named by position, or all; the
+read script alone gets ``def(i)``, the definition of aggregate ``i``). Arguments and replies are
 described in :mod:`features.redis_store`.
 """
 
@@ -47,6 +48,16 @@ def _steps(plan: EntityPlan) -> str:
     )
 
 
+def _defs(plan: EntityPlan) -> str:
+    """The read script's ``def(i)``: kind, bucket size and buckets per window of aggregate ``i``."""
+    lines = ["local function def(i)"]
+    for i, a in enumerate(plan.aggregates, start=1):
+        word = "if" if i == 1 else "elseif"
+        lines.append(f'  {word} i == {i} then return "{a.aggregation}", {a.bucket_ms}, {a.n_buckets}')
+    lines += ["  end", "end"]
+    return "\n".join(lines) + "\n"
+
+
 def render(plan: EntityPlan, mode: Literal["update", "read"]) -> Script:
     """Render the script of ``plan``'s entity for ``mode``.
 
@@ -58,7 +69,7 @@ def render(plan: EntityPlan, mode: Literal["update", "read"]) -> Script:
     >>> 'one(1, "orders_1h", "count", 60000, 60)' in s.source, len(s.sha)
     (True, 40)
     """
-    text = _template()
+    text = _template().replace("{{READ_DEFS}}\n", _defs(plan) if mode == "read" else "")
     for placeholder, value in (
         ("{{ENTITY}}", plan.entity),
         ("{{N}}", str(len(plan.aggregates))),

@@ -37,11 +37,14 @@ is loaded (``SCRIPT LOAD``) and the refused calls are sent again. One update cal
 ``d``uplicate, ``f``enced, ``l``ate) and every event's values as packed doubles (NaN: none). Within a call
 each entity hash is read once (``HMGET``) and written once at the end (``HSET`` of the changed fields,
 ``PEXPIRE``); every event still sets its dedupe mark (``SET NX``). With a ``RedisCluster`` client the
-events of one call share a hash slot; with one server any entities share a call. Read: ``KEYS`` = hash,
-``ARGV`` = as-of ms or ``""``; reply ``[as_of, values]`` or ``[nil]`` for an unknown entity.
+events of one call share a hash slot; with one server any entities share a call. Read: ``KEYS`` = up to
+:data:`IDS_PER_READ` hashes, ``ARGV`` = as-of ms or ``""``, then the 1-based positions of the aggregates
+wanted (none: all); only those fields are fetched (``HMGET``) and computed. Reply ``[found, values]``:
+one letter per key (``1`` known, ``0`` unknown) and the wanted values of each known key, packed doubles.
 
 Round trips: :meth:`RedisOnlineStore.apply` sends a whole batch in one pipeline (no ``MULTI``; each call
-is atomic by itself), :meth:`RedisOnlineStore.read` all entities of a batch in one pipeline.
+is atomic by itself), :meth:`RedisOnlineStore.read` all entities of a batch in one script call (one
+per :data:`IDS_PER_READ` ids and hash slot).
 """
 
 from __future__ import annotations
@@ -104,6 +107,8 @@ _CODES: dict[str, Status] = {"a": "applied", "d": "duplicate", "f": "fenced", "l
 
 #: Most events one update script call applies (it blocks Redis meanwhile; a few ms).
 EVENTS_PER_CALL = 100
+#: Most entities one read script call reads (it blocks Redis meanwhile).
+IDS_PER_READ = 128
 
 
 def _text(value: Any) -> str:
@@ -185,13 +190,57 @@ class RedisOnlineStore(OnlineStore):
         return out
 
     def read(
-        self, entity: str, ids: Sequence[str], as_of_ms: int | None, wall_ms: int
+        self,
+        entity: str,
+        ids: Sequence[str],
+        as_of_ms: int | None,
+        wall_ms: int,
+        *,
+        aggregates: Sequence[str] | None = None,
     ) -> list[Values | None]:
-        """Values of each entity as of ``as_of_ms`` (default: its latest event time), one pipeline."""
-        n = len(self._plans[entity].aggregates)
-        calls = [(1, self.entity_key(entity, i), "" if as_of_ms is None else as_of_ms) for i in ids]
-        replies = self._run(self._read[entity], calls)
-        return [None if r[0] is None else decode_values(r[1], n) for r in replies]
+        """Values of each entity as of ``as_of_ms`` (default: its latest event time), one round trip.
+
+        ``aggregates`` names the aggregates to compute (default: all); the others are ``None`` in the
+        returned values, and Redis neither fetches nor computes them. Ids go :data:`IDS_PER_READ` to a
+        script call (per hash slot with a ``RedisCluster`` client).
+        """
+        plan = self._plans[entity]
+        n = len(plan.aggregates)
+        if aggregates is None:
+            positions = list(range(n))
+        else:
+            where = {a.name: p for p, a in enumerate(plan.aggregates)}
+            unknown = [a for a in aggregates if a not in where]
+            if unknown:
+                msg = f"{entity} has no aggregate {unknown[0]!r}; known: {sorted(where)}"
+                raise ConfigError(msg)
+            positions = sorted({where[a] for a in aggregates})
+        keys = [self.entity_key(entity, i) for i in ids]
+        out: list[Values | None] = [None] * len(keys)
+        if not positions or not keys:
+            return out  # nothing to compute: every entity gets its defaults
+        groups: dict[int, list[int]] = {}
+        for j, key in enumerate(keys):
+            groups.setdefault(key_slot(key.encode()) if self._cluster else 0, []).append(j)
+        step = IDS_PER_READ
+        chunks = [g[i : i + step] for g in groups.values() for i in range(0, len(g), step)]
+        args = ["" if as_of_ms is None else as_of_ms]
+        if len(positions) < n:
+            args += [p + 1 for p in positions]
+        calls = [(len(chunk), *(keys[j] for j in chunk), *args) for chunk in chunks]
+        w = len(positions)
+        for chunk, (found, blob) in zip(chunks, self._run(self._read[entity], calls), strict=True):
+            values = decode_values(blob, w * _text(found).count("1"))
+            p = 0
+            for j, flag in zip(chunk, _text(found), strict=True):
+                if flag != "1":
+                    continue
+                row: Values = [None] * n
+                for q, pos in enumerate(positions):
+                    row[pos] = values[p * w + q]
+                out[j] = row
+                p += 1
+        return out
 
     def last_update(self, entity: str, entity_id: str, wall_ms: int) -> tuple[int, int] | None:
         """``(largest event time, wall time of the last write)`` in ms."""

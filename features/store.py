@@ -29,6 +29,7 @@ from features.definitions import (
     load_definitions,
 )
 from features.memory_store import InMemoryOnlineStore
+from features.redis_store import RedisOnlineStore
 from features.windows import DAY_MS, HOUR_MS
 
 logger = logging.getLogger(__name__)
@@ -363,15 +364,31 @@ class FeatureStore:
         features: Sequence[str] | None = None,
         as_of_ms: int | None = None,
     ) -> list[dict[str, float | None]]:
-        """Features of many entities of one kind, in one round trip; one dict per id, in order."""
+        """Features of many entities of one kind, in one round trip; one dict per id, in order.
+
+        Only the aggregates named, and those the named derived features read, are computed (with the
+        Redis backend they are the only fields fetched).
+        """
         plan = self._plan(entity)
         names = self._check_features(entity, features)
         derived = [self._derived[n] for n in names if n in self._derived]
-        rows = self._backend.read(entity, list(ids), as_of_ms, int(self.clock() * 1000))
+        need = {n for n in names if n in self._aggregates} | {x for d in derived for x in d.depends_on}
+        wall_ms = int(self.clock() * 1000)
+        if isinstance(self._backend, RedisOnlineStore):
+            # Redis computes only what the names need: the aggregates asked and those derived ones read
+            rows = self._backend.read(entity, list(ids), as_of_ms, wall_ms, aggregates=sorted(need))
+        else:
+            rows = self._backend.read(entity, list(ids), as_of_ms, wall_ms)
+        picked = [(p, a.name, a.default) for p, a in enumerate(plan.aggregates) if a.name in need]
+        defaults = {name: d for _, name, d in picked}
         out = []
         for values in rows:
-            base = self._with_defaults(plan, values)
-            base.update(self._derive(derived, base))
+            if values is None:
+                base = dict(defaults)
+            else:
+                base = {name: d if values[p] is None else values[p] for p, name, d in picked}
+            if derived:
+                base.update(self._derive(derived, base))
             out.append({n: base[n] for n in names})
         return out
 

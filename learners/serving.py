@@ -244,6 +244,10 @@ class ServingEngine:
         self._pending.append(req)
         if len(self._pending) >= self.max_batch:
             self._flush()
+            # the callers just answered come back within this loop iteration: a check already scheduled
+            # counts them as new arrivals and waits for them, instead of sending a batch of one or two
+            self._seen = 0
+            self._linger_start = time.perf_counter()
         elif not self._scheduled:
             self._scheduled = True
             self._linger_start = time.perf_counter()

@@ -28,6 +28,7 @@ hanzo_rollbacks_total                         counter    model
 hanzo_model_version_info                      gauge      model, version, alias
 hanzo_redis_errors_total                      counter    op
 hanzo_broker_errors_total                     counter    op
+hanzo_state_rebuilds_total                    counter
 hanzo_worker_last_progress_timestamp_seconds  gauge
 hanzo_worker_up                               gauge
 ============================================  =========  ================================
@@ -181,6 +182,9 @@ class Metrics:
         # Dependencies and liveness.
         self.redis_errors_total = self._counter("redis_errors_total", "Failed Redis operations.", "op")
         self.broker_errors_total = self._counter("broker_errors_total", "Failed broker operations.", "op")
+        self.state_rebuilds_total = self._counter(
+            "state_rebuilds_total", "Times Redis came back empty and the worker replayed its partitions."
+        )
         self.worker_last_progress_timestamp_seconds = self._gauge(
             "worker_last_progress_timestamp_seconds",
             "Unix time of the worker's last progress (batch handled).",

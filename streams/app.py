@@ -28,6 +28,7 @@ from streams.batch_consumer import BatchConsumer, ConsumerOptions
 from streams.dead_letters import DeadLetter
 from streams.learner_service import LabelBatchOutcome, LearnerService
 from streams.product_agent import add_product_agent
+from streams.rebuild import EpochMarker, restart_replay
 from streams.runtime import Runtime
 from streams.schemas import Label, to_json
 from streams.security import faust_broker_kwargs, kafka_client_kwargs, security_from
@@ -189,6 +190,11 @@ class Hub:
                 m.model_version_info.labels(model=slot.name, version=v, alias="latest").set(1)
 
 
+def _rebuilt(runtime: Runtime) -> None:
+    restart_replay(runtime.processor)
+    runtime.metrics.state_rebuilds_total.inc()
+
+
 def _drift_probe(monitor: Monitor) -> Callable[[], bool]:
     def active() -> bool:
         return monitor.drift_active
@@ -241,6 +247,10 @@ def create_app(runtime: Runtime, bootstrap: str) -> tuple[faust.App, Hub]:
     # product-level features: orders repartitioned by product id, applied by their own agent
     add_product_agent(app, runtime.store, s.topic_orders, partitions=s.partitions)
 
+    def epoch_check_failed(exc: Exception) -> None:
+        hub.redis_ok = False
+        runtime.metrics.redis_errors_total.labels(op="epoch_check").inc()
+
     @app.task
     async def start_services() -> None:
         hub.producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all", linger_ms=5, **client_kwargs)
@@ -256,6 +266,9 @@ def create_app(runtime: Runtime, bootstrap: str) -> tuple[faust.App, Hub]:
                 client_kwargs=client_kwargs,
             ),
             hub.handle_orders,
+            # Redis came back empty (the epoch marker is gone): replay the topics to rebuild it
+            guard=EpochMarker(runtime.redis, s.key_prefix, on_error=epoch_check_failed),
+            on_rewind=lambda: _rebuilt(runtime),
         )
         for slot in runtime.slots:
             monitor = hub.monitors.get(slot.name)

@@ -4,6 +4,11 @@ Faust's own stream machinery costs ~200 µs per event here (ARCHITECTURE.md); th
 with aiokafka ``getmany`` and hands whole batches to a handler, so one Redis round trip and one model
 call serve many events. Offsets are committed after the handler returns, so a crash re-delivers the
 uncommitted batch and the idempotent effects (event-id dedupe, offset fences) absorb it.
+
+With a :class:`StateGuard` (the worker passes a :class:`streams.rebuild.EpochMarker`), the consumer asks
+before each batch whether the state its batches build was lost (Redis came back empty); if so it seeks
+every assigned partition back to the beginning, commits those offsets (a crash during the replay resumes
+it), renews the guard and replays the topics through the same handler.
 """
 
 from __future__ import annotations
@@ -13,7 +18,7 @@ import logging
 import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
 from aiokafka.abc import ConsumerRebalanceListener
@@ -22,6 +27,16 @@ from mode import Service
 logger = logging.getLogger(__name__)
 
 BatchHandler = Callable[[Sequence[ConsumerRecord]], Awaitable[None]]
+
+
+class StateGuard(Protocol):
+    """Tells whether the state built from the consumed topics was lost (see :mod:`streams.rebuild`)."""
+
+    def state_lost(self) -> bool:
+        """Whether the state was lost since the last :meth:`renew` (may raise on a service error)."""
+
+    def renew(self) -> None:
+        """Record that the state is being rebuilt (called after the partitions were rewound)."""
 
 
 @dataclass(frozen=True)
@@ -58,14 +73,24 @@ class BatchConsumer(Service):
     outage of Redis stalls the partition instead of skipping events.
     """
 
-    def __init__(self, options: ConsumerOptions, handler: BatchHandler, **kwargs: object) -> None:
+    def __init__(
+        self,
+        options: ConsumerOptions,
+        handler: BatchHandler,
+        guard: StateGuard | None = None,
+        on_rewind: Callable[[], None] | None = None,
+        **kwargs: object,
+    ) -> None:
         self.options = options
         self.handler = handler
+        self.guard = guard
+        self.on_rewind = on_rewind
         self.batch_lock = asyncio.Lock()
         self.consumer: AIOKafkaConsumer | None = None
         self.batches = 0
         self.events = 0
         self.failures = 0
+        self.rewinds = 0  # replays from the beginning after the guard said the state was lost
         self.last_poll = 0.0  # wall time of the last successful poll (for the WorkerStalled alert)
         super().__init__(**kwargs)  # type: ignore[arg-type]
 
@@ -110,6 +135,9 @@ class BatchConsumer(Service):
                 continue
             async with self.batch_lock:
                 try:
+                    if self.guard is not None and self.guard.state_lost():
+                        await self._rewind()
+                        continue
                     await self.handler(records)
                 except asyncio.CancelledError:
                     raise
@@ -126,6 +154,27 @@ class BatchConsumer(Service):
                 self.batches += 1
                 self.events += len(records)
                 self.last_poll = time.time()
+
+    async def _rewind(self) -> None:
+        """Seek every assigned partition to its beginning and commit there, then renew the guard."""
+        assert self.consumer is not None
+        assert self.guard is not None
+        tps = sorted(self.consumer.assignment())
+        starts = await self.consumer.beginning_offsets(tps) if tps else {}
+        for tp in tps:
+            self.consumer.seek(tp, starts[tp])
+        if starts:
+            # committed before the guard is renewed: a crash from here on restarts the replay
+            await self.consumer.commit(dict(starts))
+        self.guard.renew()
+        self.rewinds += 1
+        if self.on_rewind is not None:
+            self.on_rewind()
+        logger.warning(
+            "state lost: replaying %s from the beginning (rebuild %d)",
+            sorted(f"{tp.topic}/{tp.partition}@{starts[tp]}" for tp in tps),
+            self.rewinds,
+        )
 
     async def lag(self) -> dict[str, int]:
         """Messages behind the end of each assigned topic (summed over its partitions)."""

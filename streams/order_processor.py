@@ -149,6 +149,12 @@ class OrderProcessor:
         #: partition not seen yet holds the watermark back. None (offline replay): the partitions seen.
         self.expected_partitions: Callable[[], set[tuple[str | None, int]]] | None = None
 
+    def reset_watermark(self) -> None:
+        """Forget the event-time progress (a replay from the oldest events starts it again)."""
+        self.watermark_ms = 0
+        self._partition_ms.clear()
+        self._expired_at_ms = 0
+
     def parse(self, records: Sequence[ConsumerRecord], out: BatchOutcome) -> list[EventRecord]:
         """Validate records; the unusable ones become dead letters in ``out``."""
         parsed: list[EventRecord] = []

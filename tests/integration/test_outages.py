@@ -5,7 +5,8 @@ keeps its data (AOF, fsync always) the worker must survive, report ``degraded`` 
 outage, count the errors (``hanzo_redis_errors_total``) and, once Redis is back, have applied every event
 exactly once (our own recomputation), scored every order and learned every label once. With a Redis that
 comes back empty (the embedded default keeps no data) the features must be rebuilt from Kafka, as the
-architecture promises (Redis is rebuildable from the topics); the worker does not do that yet (xfail).
+architecture promises (Redis is rebuildable from the topics): the worker finds its epoch marker gone,
+replays its partitions from the beginning and ends with the same features, scores and labels.
 
 (b) The same event sent again (same id, a new offset; as-is, with another total, with a later event time)
 changes no aggregate.
@@ -24,6 +25,7 @@ from aiokafka import AIOKafkaProducer
 
 from config.errors import ServiceUnavailableError
 from streams.embedded import check_redis, free_port, redis_binary, start_redis, stop_process
+from streams.rebuild import EpochMarker
 from streams.schemas import CustomerEvent, Order, to_json
 from streams.simulation import Simulator, SimulatorConfig, produce
 from tests.chaos_support import (
@@ -83,24 +85,7 @@ def _stop(proc: subprocess.Popen[bytes]) -> None:
     proc.wait(10)
 
 
-@pytest.mark.parametrize(
-    "keeps_data",
-    [
-        True,
-        pytest.param(
-            False,
-            marks=pytest.mark.xfail(
-                strict=True,
-                reason=(
-                    "Redis restarted empty is not detected: the worker keeps its committed offsets and does "
-                    "not replay the topics, so the features of every event before the outage are lost and "
-                    "the labels of orders scored before it find no vector"
-                ),
-            ),
-        ),
-    ],
-    ids=["redis-keeps-data", "redis-comes-back-empty"],
-)
+@pytest.mark.parametrize("keeps_data", [True, False], ids=["redis-keeps-data", "redis-comes-back-empty"])
 def test_redis_outage_mid_stream(keeps_data, kafka_bootstrap, topic_names, key_prefix, tmp_path):
     events = _events(seed=31, orders=2000)
     order_ids = [e.order_id for e in events if isinstance(e, Order)]
@@ -145,10 +130,42 @@ def test_redis_outage_mid_stream(keeps_data, kafka_bootstrap, topic_names, key_p
         assert missing_scores(client, key_prefix, order_ids) == []
         wait_for("every label learned", lambda: (worker.examples() or 0) >= len(labels), 60, worker)
         assert worker.examples() == len(labels)
+        replays = worker.log_path.read_text(errors="replace").count("state lost: replaying")
+        assert replays == (1 if keeps_data else 2)  # the first start, and for an empty Redis the outage
     finally:
         worker.stop()
         client.close()
         _stop(redis_proc)
+
+
+def test_epoch_marker_detects_lost_state(redis_client, key_prefix):
+    marker = EpochMarker(redis_client, key_prefix)
+    assert marker.state_lost()  # nothing written yet
+    assert marker.state_lost()  # still lost until renewed
+    marker.renew()
+    assert not marker.state_lost()
+    restarted = EpochMarker(redis_client, key_prefix)
+    assert not restarted.state_lost()  # a restart over kept data adopts the marker
+    assert restarted.epoch == marker.epoch
+
+    redis_client.delete(marker.key)  # Redis lost its data
+    assert marker.state_lost() and restarted.state_lost()
+    marker.renew()  # the first worker to notice writes a new marker...
+    assert restarted.state_lost()  # ...the other still sees a change and rebuilds its own partitions
+    restarted.renew()
+    assert restarted.epoch is not None and restarted.epoch == marker.epoch
+    assert not marker.state_lost() and not restarted.state_lost()
+    assert (marker.losses, restarted.losses) == (2, 1)
+
+
+def test_epoch_marker_reports_redis_errors(key_prefix):
+    errors: list[Exception] = []
+    dead = redis.Redis.from_url(f"redis://127.0.0.1:{free_port()}/0", socket_connect_timeout=1)
+    marker = EpochMarker(dead, key_prefix, on_error=errors.append)
+    with pytest.raises(redis.ConnectionError):
+        marker.state_lost()
+    assert len(errors) == 1 and isinstance(errors[0], redis.ConnectionError)
+    dead.close()
 
 
 async def _send(bootstrap: str, topic: str, events: list[Order | CustomerEvent]) -> None:

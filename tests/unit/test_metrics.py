@@ -36,6 +36,7 @@ EXPECTED = {
     "model_version_info": (Gauge, ("model", "version", "alias")),
     "redis_errors_total": (Counter, ("op",)),
     "broker_errors_total": (Counter, ("op",)),
+    "state_rebuilds_total": (Counter, ()),
     "worker_last_progress_timestamp_seconds": (Gauge, ()),
     "worker_up": (Gauge, ()),
 }
