@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
 import re
 import shutil
 import signal
@@ -23,6 +22,7 @@ import pytest
 
 from streams.embedded import free_port
 from streams.simulation import DriftSpec, Simulator, SimulatorConfig, produce
+from tests.chaos_support import worker_env
 
 pytestmark = pytest.mark.integration
 
@@ -58,23 +58,16 @@ def test_feature_drift_fires_through_prometheus(
     }
 
     web_port, metrics_port, prom_port = free_port(), free_port(), free_port()
-    env = {
-        **os.environ,
-        "HANZO_KAFKA_BOOTSTRAP": kafka_bootstrap,
-        "HANZO_REDIS_URL": redis_url,
-        "HANZO_TOPIC_ORDERS": topic_names["orders"],
-        "HANZO_TOPIC_EVENTS": topic_names["events"],
-        "HANZO_TOPIC_LABELS": topic_names["labels"],
-        "HANZO_TOPIC_SCORES": topic_names["scores"],
-        "HANZO_TOPIC_DEAD_LETTERS": topic_names["dead-letters"],
-        "HANZO_KEY_PREFIX": key_prefix,
-        "HANZO_REGISTRY_DIR": str(tmp_path / "registry"),
-        "HANZO_STATE_DIR": str(tmp_path / "state"),
-        "HANZO_CONSUMER_GROUP": f"g-{key_prefix}",
-        "HANZO_APP_ID": f"app-{key_prefix.strip(':')}",
-        "HANZO_WEB_PORT": str(web_port),
-        "HANZO_METRICS_PORT": str(metrics_port),
-    }
+    env = worker_env(
+        kafka_bootstrap,
+        redis_url,
+        topic_names,
+        key_prefix,
+        tmp_path / "registry",
+        tmp_path / "state",
+        HANZO_WEB_PORT=str(web_port),
+        HANZO_METRICS_PORT=str(metrics_port),
+    )
     rules = (ROOT / "config/prometheus/alerts.yml").read_text()
     (tmp_path / "alerts.yml").write_text(re.sub(r"for: \d+[smh]", "for: 0s", rules))
     (tmp_path / "prometheus.yml").write_text(

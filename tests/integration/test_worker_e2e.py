@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
 import signal
 import subprocess
 import sys
@@ -28,6 +27,7 @@ from registry import Registry
 from streams.embedded import free_port
 from streams.schemas import Label, Order
 from streams.simulation import Simulator, SimulatorConfig, produce
+from tests.chaos_support import worker_env
 
 pytestmark = pytest.mark.integration
 
@@ -113,23 +113,16 @@ def test_worker_end_to_end(kafka_bootstrap, redis_url, topic_names, key_prefix, 
 
     web_port, metrics_port = free_port(), free_port()
     registry_dir = tmp_path / "registry"
-    env = {
-        **os.environ,
-        "HANZO_KAFKA_BOOTSTRAP": kafka_bootstrap,
-        "HANZO_REDIS_URL": redis_url,
-        "HANZO_TOPIC_ORDERS": topic_names["orders"],
-        "HANZO_TOPIC_EVENTS": topic_names["events"],
-        "HANZO_TOPIC_LABELS": topic_names["labels"],
-        "HANZO_TOPIC_SCORES": topic_names["scores"],
-        "HANZO_TOPIC_DEAD_LETTERS": topic_names["dead-letters"],
-        "HANZO_KEY_PREFIX": key_prefix,
-        "HANZO_REGISTRY_DIR": str(registry_dir),
-        "HANZO_STATE_DIR": str(tmp_path / "state"),
-        "HANZO_CONSUMER_GROUP": f"g-{key_prefix}",
-        "HANZO_APP_ID": f"app-{key_prefix.strip(':')}",
-        "HANZO_WEB_PORT": str(web_port),
-        "HANZO_METRICS_PORT": str(metrics_port),
-    }
+    env = worker_env(
+        kafka_bootstrap,
+        redis_url,
+        topic_names,
+        key_prefix,
+        registry_dir,
+        tmp_path / "state",
+        HANZO_WEB_PORT=str(web_port),
+        HANZO_METRICS_PORT=str(metrics_port),
+    )
     log = tmp_path / "worker.log"
     with log.open("wb") as out:
         proc = subprocess.Popen(
