@@ -19,7 +19,6 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
-import redis
 from prometheus_client import CollectorRegistry
 
 from config.errors import ConfigError, RegistryError
@@ -42,6 +41,7 @@ from monitor.metrics import Metrics
 from registry import Registry
 from streams.learner_service import LabelJoiner, LearnerSlot
 from streams.order_processor import OrderProcessor, Scorer
+from streams.security import make_redis, security_from
 
 logger = logging.getLogger(__name__)
 
@@ -216,11 +216,9 @@ def build_runtime(
     redis_client: Any | None = None,
 ) -> Runtime:
     """Wire a worker's components (connects to Redis; Kafka is left to the services)."""
-    client = redis_client or redis.Redis.from_url(
-        redis_url,
-        password=settings.redis_password.get_secret_value() if settings.redis_password else None,
-        socket_timeout=5,
-        socket_connect_timeout=3,
+    # ACL user, password and TLS options come from the settings (streams.security)
+    client = redis_client or make_redis(
+        redis_url, security_from(settings), socket_timeout=5, socket_connect_timeout=3
     )
     prefix = settings.key_prefix
     definitions = load_definitions()
