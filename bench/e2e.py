@@ -23,7 +23,6 @@ import subprocess
 import sys
 import tempfile
 import time
-import urllib.request
 from pathlib import Path
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
@@ -31,6 +30,7 @@ from rich.console import Console
 from rich.table import Table
 
 from bench.results import machine, write_section
+from streams.demo import scrape
 from streams.embedded import binary_of, free_port, start_broker, start_redis, stop_process
 from streams.schemas import Label, Order, to_json
 from streams.simulation import Simulator, SimulatorConfig
@@ -119,20 +119,6 @@ def _rss_mb(pid: int) -> float:
     return 0.0
 
 
-def _scrape(port: int) -> dict[str, float]:
-    from prometheus_client.parser import text_string_to_metric_families
-
-    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=2) as r:  # noqa: S310
-        text = r.read().decode()
-    out: dict[str, float] = {}
-    for fam in text_string_to_metric_families(text):
-        for s in fam.samples:
-            key = s.name + "|" + ",".join(f"{k}={v}" for k, v in sorted(s.labels.items()))
-            out[key] = s.value
-            out[s.name] = out.get(s.name, 0.0) + s.value
-    return out
-
-
 def _worker_throughput(
     bootstrap: str, redis_url: str, topics: dict[str, str], n_orders: int, workdir: Path
 ) -> dict[str, float]:
@@ -157,7 +143,7 @@ def _worker_throughput(
             stdout=log,
             stderr=subprocess.STDOUT,
         )
-    orders_key = f"hanzo_events_processed_total|topic={topics['orders']}"
+    orders_key = f"hanzo_events_processed_total{{topic={topics['orders']}}}"
     try:
         first = rss_start = 0.0
         deadline = time.monotonic() + 600
@@ -165,7 +151,7 @@ def _worker_throughput(
             if proc.poll() is not None:
                 raise RuntimeError(f"worker exited; see {workdir / 'worker.log'}")
             try:
-                m = _scrape(metrics_port)
+                m = scrape(f"http://127.0.0.1:{metrics_port}/metrics")
             except OSError:
                 time.sleep(0.2)
                 continue

@@ -27,25 +27,11 @@ from registry import Registry
 from streams.embedded import free_port
 from streams.schemas import Label, Order
 from streams.simulation import Simulator, SimulatorConfig, produce
-from tests.chaos_support import worker_env
+from tests.chaos_support import scrape, worker_env
 
 pytestmark = pytest.mark.integration
 
 N_ORDERS = 3000
-
-
-def scrape(port: int) -> dict[str, float]:
-    from prometheus_client.parser import text_string_to_metric_families
-
-    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=2) as r:
-        text = r.read().decode()
-    out: dict[str, float] = defaultdict(float)
-    for fam in text_string_to_metric_families(text):
-        for s in fam.samples:
-            out[s.name] += s.value
-            for k, v in s.labels.items():
-                out[f"{s.name}|{k}={v}"] += s.value
-    return out
 
 
 def wait_for(what: str, predicate, timeout: float, proc: subprocess.Popen, log: Path) -> None:
