@@ -36,6 +36,7 @@ import operator
 import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from functools import lru_cache
 from pathlib import Path
 from typing import Any, Literal
 
@@ -137,6 +138,20 @@ def entity_key_field(entity: str, source: str) -> str | None:
         if name in fields and not fields[name].numeric and not fields[name].item:
             return name
     return None
+
+
+@lru_cache(maxsize=1024)  # read per event and aggregate on the in-memory path
+def _bucket_ms(window: str, bucket: str | None) -> int:
+    w = parse_window(window)
+    if w is None:
+        return 0
+    return parse_duration(bucket) if bucket is not None else default_bucket_ms(w)
+
+
+@lru_cache(maxsize=1024)
+def _n_buckets(window: str, bucket: str | None) -> int:
+    w = parse_window(window)
+    return 0 if w is None else w // _bucket_ms(window, bucket)
 
 
 class Aggregate(BaseModel):
@@ -278,16 +293,12 @@ class Aggregate(BaseModel):
     @property
     def bucket_ms(self) -> int:
         """Bucket size in ms (0 for lifetime)."""
-        w = self.window_ms
-        if w is None:
-            return 0
-        return parse_duration(self.bucket) if self.bucket is not None else default_bucket_ms(w)
+        return _bucket_ms(self.window, self.bucket)
 
     @property
     def n_buckets(self) -> int:
         """Buckets per window (0 for lifetime)."""
-        w = self.window_ms
-        return 0 if w is None else w // self.bucket_ms
+        return _n_buckets(self.window, self.bucket)
 
     @property
     def precision(self) -> str | None:

@@ -59,6 +59,7 @@ Retention
 from __future__ import annotations
 
 import re
+from functools import lru_cache
 
 from config.errors import ConfigError
 
@@ -86,6 +87,7 @@ _UNITS = {"m": MINUTE_MS, "h": HOUR_MS, "d": DAY_MS}
 _DURATION = re.compile(r"^([1-9][0-9]*)([mhd])$")
 
 
+@lru_cache(maxsize=256)  # pure, and called per event and aggregate on the in-memory path
 def parse_duration(text: str) -> int:
     """Milliseconds of a duration ``"<n>m"``, ``"<n>h"`` or ``"<n>d"``.
 
@@ -101,6 +103,7 @@ def parse_duration(text: str) -> int:
     return int(m.group(1)) * _UNITS[m.group(2)]
 
 
+@lru_cache(maxsize=256)
 def parse_window(text: str) -> int | None:
     """Milliseconds of a window, or ``None`` for ``"lifetime"``.
 
