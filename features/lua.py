@@ -1,14 +1,15 @@
-"""Render the per-entity Lua scripts from the feature definitions.
+"""Group the aggregates of an entity into hash fields and render its Lua scripts from the definitions.
 
-The template ``features/entity.lua`` holds the window code; rendering fills in the entity's aggregates
-(one generated call per aggregate with its name, kind, bucket size and buckets per window as literals:
-an EVAL script keeps nothing between calls, so no definitions table is built per call) and its time
-rules, then appends the entry point:
-``update`` (a list of events in order, each with its fence, dedupe, lateness, every aggregate, fence and
-mark; each entity hash read once and written once per call; returns each event's values as of its
-time) or ``read`` (values as of a time, read-only; of the aggregates named by position, or all; the
-read script alone gets ``def(i)``, the definition of aggregate ``i``). Arguments and replies are
-described in :mod:`features.redis_store`.
+The template ``features/entity.lua`` holds the window code. :func:`groups` decides the state layout: the
+windowed numeric aggregates that every event feeds together (same source, filter, field presence,
+bucket size and window length) share one field, a bucket list with multi-value cells; every numeric
+lifetime aggregate shares the lifetime field; each ``distinct_count`` keeps its own field. Rendering
+fills in the groups (as literal tables, built once per script call: an EVAL script keeps nothing between
+calls) and the entity's time rules, then appends the entry point: ``update`` (a list of events in order,
+each with its fence, dedupe, lateness, every group, fence and mark; each entity hash read once and
+written once per call; returns each event's values as of its time) or ``read`` (values as of a time,
+read-only; of the aggregates named by position, or all; only their groups are fetched). Arguments and
+replies are described in :mod:`features.redis_store`.
 """
 
 from __future__ import annotations
@@ -21,11 +22,18 @@ from pathlib import Path
 from typing import Literal
 
 from features.backend import EntityPlan
+from features.definitions import FIELDS, Aggregate
 from features.windows import DISTINCT_LIMIT
 
 logger = logging.getLogger(__name__)
 
 TEMPLATE_PATH = Path(__file__).resolve().parent / "entity.lua"
+
+#: Cells of two doubles: ``mean`` (sum, n) and ``last`` (event ms, value); the others take one.
+WIDE = ("mean", "last")
+
+#: Computed order fields that always give a value (the schema requires ``items`` and a ``total``).
+_ALWAYS = {("orders", "n_items"), ("orders", "n_lines")}
 
 
 @dataclass(frozen=True)
@@ -36,26 +44,129 @@ class Script:
     sha: str
 
 
-@cache
-def _template() -> str:
-    return TEMPLATE_PATH.read_text(encoding="utf-8")
+@dataclass(frozen=True)
+class Group:
+    """Aggregates of one entity kept in one hash field.
+
+    ``kind`` is ``w`` (windowed numeric), ``l`` (lifetime numeric) or ``d`` (one ``distinct_count``);
+    ``members`` are positions in the plan, ``kinds`` their aggregations.
+    """
+
+    kind: Literal["w", "l", "d"]
+    field: str
+    members: tuple[int, ...]
+    kinds: tuple[str, ...]
+    bucket_ms: int
+    n_buckets: int
+
+    @property
+    def input_width(self) -> int:
+        """Doubles of one event's inputs (``mean``: sum and n; the others one)."""
+        return sum(2 if k == "mean" else 1 for k in self.kinds)
 
 
-def _steps(plan: EntityPlan) -> str:
-    return "\n".join(
-        f'  one({i}, "{a.name}", "{a.aggregation}", {a.bucket_ms}, {a.n_buckets})'
-        for i, a in enumerate(plan.aggregates, start=1)
+def always_present(a: Aggregate) -> bool:
+    """Whether every event of ``a``'s source that passes its filter gives ``a`` an input.
+
+    ``count``/``time_since_last`` read no field; item fields have values because an order holds at
+    least one line; a required, non-optional field of the event always has one.
+
+    Examples
+    --------
+    >>> spend = Aggregate(name="s", entity="customer", source="orders", field="total",
+    ...                   aggregation="sum", window="24h")
+    >>> age = Aggregate(name="a", entity="customer", source="orders", field="account_age_days",
+    ...                 aggregation="max", window="24h")
+    >>> always_present(spend), always_present(age)
+    (True, False)
+    """
+    if a.field is None or (a.source, a.field) in _ALWAYS:
+        return True
+    if FIELDS[a.source][a.field].item:
+        return a.source == "orders"  # an order holds at least one line; line attributes are required
+    info = a.event_type.model_fields.get(a.field)
+    if info is None or not info.is_required():
+        return False
+    return "None" not in str(info.annotation)
+
+
+def groups(plan: EntityPlan) -> tuple[Group, ...]:
+    """The hash fields of ``plan``'s entity, in the order of their first member.
+
+    Examples
+    --------
+    >>> kw = dict(entity="customer", source="orders", window="24h")
+    >>> aggs = (Aggregate(name="n", aggregation="count", **kw),
+    ...         Aggregate(name="s", aggregation="sum", field="total", **kw),
+    ...         Aggregate(name="life", aggregation="sum", field="total", entity="customer", source="orders"))
+    >>> [(g.field, g.members) for g in groups(EntityPlan("customer", aggs, 0, 86_400_000, 86_400_000))]
+    [('n+s', (0, 1)), ('life', (2,))]
+    """
+    keyed: dict[tuple[object, ...], list[int]] = {}
+    for p, a in enumerate(plan.aggregates):
+        key: tuple[object, ...]
+        if a.aggregation == "distinct_count":
+            key = ("d", a.name)
+        elif a.bucket_ms == 0:
+            key = ("l",)
+        else:
+            presence = "always" if always_present(a) else a.field
+            key = ("w", a.source, a.where, presence, a.bucket_ms, a.n_buckets)
+        keyed.setdefault(key, []).append(p)
+    out = []
+    for key, members in keyed.items():
+        aggs = [plan.aggregates[p] for p in members]
+        kind: Literal["w", "l", "d"] = key[0]  # type: ignore[assignment]
+        out.append(
+            Group(
+                kind,
+                "+".join(a.name for a in aggs),
+                tuple(members),
+                tuple(a.aggregation for a in aggs),
+                aggs[0].bucket_ms,
+                aggs[0].n_buckets,
+            )
+        )
+    return tuple(out)
+
+
+def _lua_list(items: list[str]) -> str:
+    return "{" + ", ".join(items) + "}"
+
+
+def _group_table(g: Group) -> str:
+    """The Lua literal of one group (formats and offsets precomputed)."""
+    names = [f'"{k}"' for k in g.kinds]
+    out = [str(p + 1) for p in g.members]
+    base = f'kind = "{g.kind}", f = "{g.field}", b = {g.bucket_ms}, nb = {g.n_buckets}, m = {len(g.kinds)}'
+    base += f", k = {_lua_list(names)}, out = {_lua_list(out)}"
+    if g.kind == "d":
+        return "  {" + base + "},"
+    off, ioff, wide, hpos = [], [], [], []
+    cw = iw = 0
+    h = 3
+    for k in g.kinds:
+        off.append(str(cw))
+        ioff.append(str(iw))
+        wide.append("true" if k in WIDE else "false")
+        hpos.append(str(h))
+        cw += 2 if k in WIDE else 1
+        iw += 2 if k == "mean" else 1
+        h += {"mean": 2, "last": 0, "time_since_last": 0}.get(k, 1)
+    index = "d" if g.kind == "w" else ""
+    rf = "<" + index + "d" * cw
+    hf = "<" + "d" * (h - 1)
+    newest = "true" if any(k in ("last", "time_since_last") for k in g.kinds) else "false"
+    return (
+        f"  {{{base}, off = {_lua_list(off)}, ioff = {_lua_list(ioff)}, wide = {_lua_list(wide)},"
+        f' hpos = {_lua_list(hpos)}, cw = {cw}, rf = "{rf}", rs = {8 * len(rf[1:])}, hf = "{hf}",'
+        f' hs = {8 * (h - 1)}, wf = "{hf}c0{rf[1:]}", inf = "<{"d" * iw}", newest = {newest}}},'
     )
 
 
-def _defs(plan: EntityPlan) -> str:
-    """The read script's ``def(i)``: kind, bucket size and buckets per window of aggregate ``i``."""
-    lines = ["local function def(i)"]
-    for i, a in enumerate(plan.aggregates, start=1):
-        word = "if" if i == 1 else "elseif"
-        lines.append(f'  {word} i == {i} then return "{a.aggregation}", {a.bucket_ms}, {a.n_buckets}')
-    lines += ["  end", "end"]
-    return "\n".join(lines) + "\n"
+@cache
+def _template() -> str:
+    return TEMPLATE_PATH.read_text(encoding="utf-8")
 
 
 def render(plan: EntityPlan, mode: Literal["update", "read"]) -> Script:
@@ -63,18 +174,16 @@ def render(plan: EntityPlan, mode: Literal["update", "read"]) -> Script:
 
     Examples
     --------
-    >>> from features.definitions import Aggregate
     >>> a = Aggregate(name="orders_1h", entity="customer", source="orders", aggregation="count", window="1h")
     >>> s = render(EntityPlan("customer", (a,), 3_600_000, 86_400_000, 7_200_000), "read")
-    >>> 'one(1, "orders_1h", "count", 60000, 60)' in s.source, len(s.sha)
+    >>> 'f = "orders_1h", b = 60000, nb = 60' in s.source, len(s.sha)
     (True, 40)
     """
-    text = _template().replace("{{READ_DEFS}}\n", _defs(plan) if mode == "read" else "")
+    text = _template()
     for placeholder, value in (
         ("{{ENTITY}}", plan.entity),
         ("{{N}}", str(len(plan.aggregates))),
-        ("{{STEPS}}", _steps(plan)),
-        ("{{FIELDS}}", ", ".join(f'"{a.name}"' for a in plan.aggregates)),
+        ("{{GROUPS}}", "\n".join(_group_table(g) for g in groups(plan))),
         ("{{VALFMT}}", "<" + "d" * len(plan.aggregates)),
         ("{{LATENESS}}", str(plan.allowed_lateness_ms)),
         ("{{ENTITY_TTL}}", str(plan.entity_ttl_ms)),

@@ -6,7 +6,7 @@ Cluster slot and each script touches one slot):
 =================================  ======  ==========================================================
 key                                type    content
 =================================  ======  ==========================================================
-``P f:{customer:42}``              hash    one field per aggregate (its whole state, below), ``_t``
+``P f:{customer:42}``              hash    one field per *group* of aggregates (below), ``_t``
                                            (largest event time, ms), ``_e`` (event time of the last
                                            applied event), ``_u`` (wall time of the last write, ms),
                                            ``_late`` (late events refused), ``@<topic>/<partition>``
@@ -14,16 +14,26 @@ key                                type    content
 ``P f:{customer:42}:d:<event_id>`` string  dedupe mark, ``SET NX`` with TTL = longest window + lateness
 =================================  ======  ==========================================================
 
-Aggregate fields (``features/entity.lua`` has the details). Numbers are little-endian doubles. A lifetime
-aggregate keeps its cell: ``count``/``sum``/``min``/``max`` one double, ``mean`` (sum, n), ``last``
-(event ms, value), ``time_since_last`` the latest event ms. A windowed aggregate keeps a header
-``E, R, running aggregate`` then its bucket records ``(bucket index, cell)`` in index order: the first
-``R`` records lie at or below ``E`` (out of the window, kept for the lateness), the others make the
-running aggregate. ``distinct_count`` keeps the same parts as text (members joined by ``\x1f``). So an
-event costs O(1) per aggregate (plus each bucket's eviction once), whatever the history, and an
-aggregate the event does not touch is read, not written.
+Groups (:func:`features.lua.groups`; ``features/entity.lua`` has the details). A group's field is named
+by its members joined with ``+`` (``orders_24h+spend_24h``); numbers are little-endian doubles.
 
-Expiry: a written aggregate drops the buckets no read within the lateness can need
+- *Windowed*: the numeric aggregates (``count``/``sum``/``mean``/``min``/``max``/``last``/
+  ``time_since_last``) of one bucket size and window length that every event feeds together (same
+  source, filter and field presence, :func:`features.lua.always_present`) share one bucket list: a
+  header ``E, R``, then each member's running aggregate (``count``/``sum``/``min``/``max`` one double,
+  ``mean`` two, ``last``/``time_since_last`` none), then the records ``(bucket index, each member's
+  cell)`` in index order (cells: ``count`` n, ``sum`` s, ``mean`` s,n, ``min``/``max`` one value,
+  ``last`` (event ms, value), ``time_since_last`` latest event ms). The first ``R`` records lie at or
+  below ``E`` (out of the window, kept for the lateness), the others make the running aggregates.
+- *Lifetime*: every numeric lifetime aggregate's cell, packed in definition order (NaN: none yet).
+- *distinct_count*: one text field per aggregate, named after it (members joined by ``\x1f``).
+
+Each member keeps the arithmetic it would have alone (its own running value, evictions and
+rebuilds), so sharing the records changes no value. An event costs O(1) per group (plus each bucket's
+eviction once), whatever the history; a group the event does not feed is read, not written. A group of
+one member has the same bytes as the field of that aggregate had before groups existed.
+
+Expiry: a written group drops the buckets no read within the lateness can need
 (:func:`features.windows.expired_below`); every value is computed as if the others were dropped too, as
 the in-memory store does. The entity hash gets ``PEXPIRE entity_ttl_ms`` on every write that is not
 fenced, so an idle entity (its fences and lifetime values with it) disappears after ``entity_ttl_ms``.
@@ -32,15 +42,19 @@ Scripts: per entity one *update* and one *read* script, rendered from the defini
 :mod:`features.lua` when the store is bound (no I/O) and run with ``EVALSHA``; on ``NOSCRIPT`` the script
 is loaded (``SCRIPT LOAD``) and the refused calls are sent again. One update call applies up to
 :data:`EVENTS_PER_CALL` events in order: ``KEYS`` = hash, mark per event; ``ARGV`` per event = fence
-(``"topic/partition"``, ``""``: none), offset, event time, wall ms, then one input per aggregate
-(:func:`encode_input`, ``""``: none). Reply: ``[statuses, values]``, one letter per event (``a``pplied,
-``d``uplicate, ``f``enced, ``l``ate) and every event's values as packed doubles (NaN: none). Within a call
-each entity hash is read once (``HMGET``) and written once at the end (``HSET`` of the changed fields,
-``PEXPIRE``); every event still sets its dedupe mark (``SET NX``). With a ``RedisCluster`` client the
-events of one call share a hash slot; with one server any entities share a call. Read: ``KEYS`` = up to
-:data:`IDS_PER_READ` hashes, ``ARGV`` = as-of ms or ``""``, then the 1-based positions of the aggregates
-wanted (none: all); only those fields are fetched (``HMGET``) and computed. Reply ``[found, values]``:
-one letter per key (``1`` known, ``0`` unknown) and the wanted values of each known key, packed doubles.
+(``"topic/partition"``, ``""``: none), offset, event time, wall ms, then one input per group
+(:func:`group_packer`; ``""``: the event feeds none of it). Reply: ``[statuses, values]``, one letter per
+event (``a``pplied, ``d``uplicate, ``f``enced, ``l``ate) and every event's values, one double per
+aggregate in definition order (NaN: none). Within a call each entity hash is read once (``HMGET``) and
+written once at the end (``HSET`` of the changed fields, ``PEXPIRE``); every event still sets its dedupe
+mark (``SET NX``). With a ``RedisCluster`` client the events of one call share a hash slot; with one
+server any entities share a call. Read: ``KEYS`` = up to :data:`IDS_PER_READ` hashes, ``ARGV`` = as-of ms
+or ``""``, then the 1-based positions of the aggregates wanted (none: all); only the groups holding them
+are fetched (``HMGET``) and only those members computed. Reply ``[found, values]``: one letter per key
+(``1`` known, ``0`` unknown) and the wanted values of each known key, packed doubles.
+
+Changing the definitions renames the fields of the groups whose members change; their old fields are
+left to the entity TTL and the new ones start empty (rebuild with ``hanzo-ml features backfill``).
 
 Round trips: :meth:`RedisOnlineStore.apply` sends a whole batch in one pipeline (no ``MULTI``; each call
 is atomic by itself), :meth:`RedisOnlineStore.read` all entities of a batch in one script call (one
@@ -50,8 +64,9 @@ per :data:`IDS_PER_READ` ids and hash slot).
 from __future__ import annotations
 
 import logging
+import operator
 import struct
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import redis
@@ -61,7 +76,7 @@ from redis.crc import key_slot
 from config.errors import ConfigError, ServiceUnavailableError, ValidationError
 from features.backend import EntityPlan, EntityUpdate, OnlineStore, Status, Values
 from features.definitions import Input
-from features.lua import Script, render
+from features.lua import Group, Script, groups, render
 
 logger = logging.getLogger(__name__)
 
@@ -100,6 +115,74 @@ def decode_values(blob: bytes, n: int) -> Values:
     [1.5, None, 0.0]
     """
     return [None if v != v else v for v in struct.unpack(f"<{n}d", blob)]
+
+
+_NAN = float("nan")
+
+
+def group_packer(group: Group) -> Callable[[tuple[Input, ...]], bytes]:
+    r"""Return the function encoding one event's inputs to ``group`` (all plan inputs in, one argument out).
+
+    Windowed: every member's input as doubles (``mean``: sum, n), ``b""`` when the event feeds none;
+    lifetime: the same with NaN for a member the event does not feed; ``distinct_count``: its members.
+
+    Examples
+    --------
+    >>> g = Group("w", "n+s", (0, 2), ("count", "mean"), 60_000, 60)
+    >>> group_packer(g)((1.0, None, (5.0, 1.0))).hex(" ", 8), group_packer(g)((None, None, None))
+    ('000000000000f03f 0000000000001440 000000000000f03f', b'')
+    """
+    members, kinds = group.members, group.kinds
+    if group.kind == "d":
+        (only,) = members
+        return lambda inputs: encode_input(inputs[only])
+    pack = struct.Struct("<" + "d" * group.input_width).pack
+    if group.kind == "w" and len(members) == 1 and kinds[0] != "mean":
+        (only,) = members
+        return lambda inputs: b"" if (v := inputs[only]) is None else pack(v)
+    if "mean" not in kinds:
+        pick = operator.itemgetter(*members) if len(members) > 1 else lambda inputs: (inputs[members[0]],)
+        lifetime = group.kind == "l"
+
+        def flat(inputs: tuple[Input, ...]) -> bytes:
+            values = pick(inputs)
+            if None not in values:
+                return pack(*values)
+            if all(v is None for v in values):
+                return b""
+            if lifetime:
+                return pack(*(_NAN if v is None else v for v in values))
+            return mixed()
+
+        return flat
+
+    def mixed() -> bytes:
+        msg = (
+            f"aggregates {group.field.replace('+', ', ')} share one bucket list but an event feeds only "
+            f"some of them; their field presence differs, fix features.lua.always_present"
+        )
+        raise ValidationError(msg)
+
+    def packed(inputs: tuple[Input, ...]) -> bytes:
+        flat: list[Any] = []
+        fed = 0
+        for p, kind in zip(members, kinds, strict=True):
+            v = inputs[p]
+            if v is None:
+                flat += (_NAN, _NAN) if kind == "mean" else (_NAN,)
+                continue
+            fed += 1
+            if kind == "mean":
+                flat += v  # type: ignore[arg-type]
+            else:
+                flat.append(v)
+        if fed == 0:
+            return b""
+        if group.kind == "w" and fed < len(members):
+            return mixed()
+        return pack(*flat)
+
+    return packed
 
 
 #: Status letters of the update script's reply.
@@ -141,12 +224,14 @@ class RedisOnlineStore(OnlineStore):
         self._update: dict[str, Script] = {}
         self._read: dict[str, Script] = {}
         self._plans: dict[str, EntityPlan] = {}
+        self._packers: dict[str, list[Callable[[tuple[Input, ...]], bytes]]] = {}
         self._cluster = isinstance(client, RedisCluster)
 
     def bind(self, plans: Sequence[EntityPlan]) -> None:
         """Render the scripts of every entity (loaded lazily, on the first ``NOSCRIPT``)."""
         for plan in plans:
             self._plans[plan.entity] = plan
+            self._packers[plan.entity] = [group_packer(g) for g in groups(plan)]
             self._update[plan.entity] = render(plan, "update")
             self._read[plan.entity] = render(plan, "read")
 
@@ -172,6 +257,7 @@ class RedisOnlineStore(OnlineStore):
             groups.setdefault(key_slot(key.encode()) if self._cluster else 0, []).append(j)
         step = EVENTS_PER_CALL
         chunks = [g[i : i + step] for g in groups.values() for i in range(0, len(g), step)]
+        packers = self._packers[entity]
         calls = []
         for chunk in chunks:
             kargs: list[Any] = []
@@ -179,8 +265,9 @@ class RedisOnlineStore(OnlineStore):
             for j in chunk:
                 u = updates[j]
                 kargs += keys[j]
+                inputs = u.inputs
                 vargs += (u.fence or "", u.offset, u.event_time, u.wall_ms)
-                vargs += [encode_input(v) for v in u.inputs]
+                vargs += [pack(inputs) for pack in packers]
             calls.append((len(kargs), *kargs, *vargs))
         out: list[tuple[Status, Values]] = [("applied", [])] * len(updates)
         for chunk, (codes, blob) in zip(chunks, self._run(script, calls), strict=True):

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from typing import Any, TypeVar, overload
 
 from config.errors import ConfigError
-from features.backend import ApplyResult, EntityPlan, EntityUpdate, EventRecord, OnlineStore, Values
+from features.backend import ApplyResult, EntityPlan, EntityUpdate, EventRecord, OnlineStore
 from features.definitions import (
     RAW_FEATURES,
     Aggregate,
@@ -315,13 +315,19 @@ class FeatureStore:
             return []
         replies = self._backend.apply(entity, updates)
         derived = [d for d in self._derived.values() if d.entity == entity]
+        names = [a.name for a in plan.aggregates]
+        fills = [(a.name, a.default) for a in plan.aggregates if a.default is not None]
         out = []
         for i, u, (status, values) in zip(index, updates, replies, strict=True):
             self.status_counts[status] += 1
             if status == "applied":
                 self._last_write_ms[entity] = wall_ms
-            features = self._with_defaults(plan, values)
-            features.update(self._derive(derived, features))
+            features = dict(zip(names, values, strict=True))
+            for name, default in fills:
+                if features[name] is None:
+                    features[name] = default
+            if derived:
+                features.update(self._derive(derived, features))
             out.append(ApplyResult(i, u.entity_id, u.event_id, status, features))
         return out
 
@@ -465,12 +471,6 @@ class FeatureStore:
                 msg = f"unknown feature {name!r}{close_matches(name, known)}"
             raise ConfigError(msg)
         return list(features)
-
-    @staticmethod
-    def _with_defaults(plan: EntityPlan, values: Values | None) -> dict[str, float | None]:
-        if values is None:
-            return {a.name: a.default for a in plan.aggregates}
-        return {a.name: (a.default if v is None else v) for a, v in zip(plan.aggregates, values, strict=True)}
 
     @staticmethod
     def _derive(

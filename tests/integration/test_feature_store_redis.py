@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import random
 import struct
 from collections.abc import Callable
@@ -11,8 +12,9 @@ import pytest
 import redis
 from redis.crc import key_slot
 
-from features import EventRecord, FeatureStore, InMemoryOnlineStore, RedisOnlineStore
+from features import EventRecord, FeatureStore, InMemoryOnlineStore, RedisOnlineStore, load_definitions
 from features.redis_store import EVENTS_PER_CALL
+from streams.schemas import OrderItem
 from tests.feature_store_suite import (
     AGGS,
     DAY,
@@ -119,12 +121,15 @@ def test_scripts_are_reloaded_after_script_flush(
     assert store.get_features(customer_id="c1", features=["spend_life"]) == {"spend_life": 5.0}
 
 
-def window_state(state: bytes, acc_doubles: int = 1) -> tuple[list[float], list[tuple[int, float]]]:
-    """Decode a count/sum field: ``([E, R, running value], [(bucket index, cell), ...])``."""
+def window_state(
+    state: bytes, acc_doubles: int = 1, cell_doubles: int = 1
+) -> tuple[list[float], list[tuple[float, ...]]]:
+    """Decode a windowed group field: ``([E, R, running values...], [(bucket index, cells...), ...])``."""
     head = 8 * (2 + acc_doubles)
     header = list(struct.unpack(f"<{2 + acc_doubles}d", state[:head]))
     recs = struct.unpack(f"<{(len(state) - head) // 8}d", state[head:])
-    return header, [(int(recs[j]), recs[j + 1]) for j in range(0, len(recs), 2)]
+    w = 1 + cell_doubles
+    return header, [(int(recs[j]), *recs[j + 1 : j + w]) for j in range(0, len(recs), w)]
 
 
 def test_key_layout_hash_tag_and_ttls(
@@ -139,10 +144,16 @@ def test_key_layout_hash_tag_and_ttls(
     raw = redis_client.hgetall(base)
     assert raw[b"@orders/3"] == b"17"
     assert raw[b"_t"] == str(T0).encode() and raw[b"_e"] == str(T0).encode() and int(raw[b"_u"]) == T0
-    header, records = window_state(raw[b"spend_24h"])
+    # spend_24h and last_24h read the same field of every order: one bucket list, cells (sum, t, value)
+    header, records = window_state(raw[b"spend_24h+last_24h"], cell_doubles=3)
     assert header[1:] == [0.0, 2.0]  # no bucket kept only for the lateness; window sum 2
-    assert records == [(T0 // (15 * 60_000), 2.0)]
-    assert struct.unpack("<d", raw[b"spend_life"]) == (2.0,)
+    assert records == [(T0 // (15 * 60_000), 2.0, float(T0), 2.0)]
+    header, records = window_state(raw[b"min_7d+max_7d"], acc_doubles=2, cell_doubles=2)
+    assert header[1:] == [0.0, 2.0, 2.0] and records == [(T0 // HOUR, 2.0, 2.0)]
+    assert window_state(raw[b"n_1h"])[1] == [(T0 // 60_000, 1.0)]
+    # every lifetime aggregate in one field: since_last (latest event ms), spend_life
+    assert struct.unpack("<dd", raw[b"since_last+spend_life"]) == (float(T0), 2.0)
+    assert b"tickets_30d" not in raw  # no customer event yet
     distinct = raw[b"pm_7d"].split(b"\x1c")  # E, members with their bucket counts, newest, older, kept
     assert distinct[1:4] == [b"card\x1d1", f"{T0 // HOUR}=card".encode(), b""]
     assert 99 * DAY < redis_client.pttl(base) <= 100 * DAY
@@ -162,9 +173,10 @@ def test_expired_buckets_are_deleted_from_the_hash(
     header, kept = window_state(redis_client.hget(base, "n_1h"))
     assert [i for i, _ in kept] == [last - 100 + 20 * k for k in range(6)]
     assert header[1:] == [3.0, 3.0]  # 3 buckets older than the window, 3 orders in it
-    before = len(window_state(redis_client.hget(base, "spend_24h"))[1])
+    before = len(window_state(redis_client.hget(base, "spend_24h+last_24h"), cell_doubles=3)[1])
     store.apply_batch("customer", [EventRecord(order("late", T0 + 40 * DAY, 1.0), "orders", 0, 99)])
-    assert before > 1 and len(window_state(redis_client.hget(base, "spend_24h"))[1]) == 1
+    after = window_state(redis_client.hget(base, "spend_24h+last_24h"), cell_doubles=3)[1]
+    assert before > 1 and len(after) == 1
     assert window_state(redis_client.hget(base, "n_1h"))[1] == [((T0 + 40 * DAY) // 60_000, 1.0)]
 
 
@@ -199,3 +211,79 @@ def test_redis_and_memory_agree_on_a_random_stream(
             expected = memory_store.get_features_batch(entity, ids, as_of_ms=as_of)
             for row, want_row in zip(rows, expected, strict=True):
                 assert row == pytest.approx(want_row)
+
+
+def _long_stream(seed: int, n: int) -> list[EventRecord]:
+    """Orders and customer events, mostly in order, some out of order or too late, some re-delivered."""
+    rng = random.Random(seed)
+    records: list[EventRecord] = []
+    t = T0
+    for i in range(n):
+        r = rng.random()
+        if r < 0.7:
+            t += rng.randrange(0, 40 * 60_000)
+        ts = t - (rng.randrange(0, 3 * DAY) if r > 0.9 else rng.randrange(0, 2 * HOUR) if r > 0.7 else 0)
+        c = f"c{rng.randrange(8)}"
+        if rng.random() < 0.25:
+            kind = rng.choice(["support_ticket", "page_view", "refund", "add_to_cart", "chargeback"])
+            ev = ticket(f"e{i}", ts, c, kind).model_copy(update={"product_id": f"p{rng.randrange(4)}"})
+            records.append(EventRecord(ev, "events", rng.randrange(2), i))
+        else:
+            items = [
+                OrderItem(
+                    product_id=f"p{rng.randrange(4)}",
+                    category=rng.choice(["books", "toys"]),
+                    quantity=rng.randrange(1, 4),
+                    unit_price=round(rng.uniform(0.5, 99), 2),
+                )
+                for _ in range(rng.randrange(1, 4))
+            ]
+            total = round(rng.uniform(0.01, 999), 2)
+            o = order(f"o{i}", ts, total, c, rng.choice(METHODS), items=items)
+            records.append(EventRecord(o, "orders", rng.randrange(2), i))
+        if rng.random() < 0.05:
+            records.append(records[rng.randrange(len(records))])  # re-delivery: fenced
+        if rng.random() < 0.03:  # the same event id from another partition: duplicate
+            records.append(EventRecord(records[rng.randrange(len(records))].event, "orders", 5, i))
+    return records
+
+
+def _close(got: dict[str, float | None], want: dict[str, float | None]) -> bool:
+    """Same names, same None, numbers equal but for the order of float additions."""
+    return got.keys() == want.keys() and all(
+        (got[k] is None) == (want[k] is None)
+        and (got[k] is None or math.isclose(got[k], want[k], rel_tol=1e-9, abs_tol=1e-9))  # type: ignore[arg-type]
+        for k in got
+    )
+
+
+@pytest.mark.parametrize(("definitions", "lateness"), [(AGGS, 2 * HOUR), (None, 30 * DAY), (None, 0)])
+def test_grouped_layout_matches_memory_on_a_long_disordered_stream(
+    make_store: Callable[..., FeatureStore], clock: Clock, definitions: Any, lateness: int
+) -> None:
+    """Shared bucket lists, the lifetime field and distinct fields give the in-memory store's answers."""
+    defs = definitions if definitions is not None else load_definitions()
+    records = _long_stream(11, 2500)
+    redis_store = make_store(defs, allowed_lateness_ms=lateness)
+    memory_store = FeatureStore(
+        defs, backend=InMemoryOnlineStore(), clock=clock, allowed_lateness_ms=lateness
+    )
+    seen: set[str] = set()
+    for entity in redis_store.entities:
+        for start in range(0, len(records), 211):
+            batch = records[start : start + 211]
+            clock.now += 60
+            got = redis_store.apply_batch(entity, batch)
+            want = memory_store.apply_batch(entity, batch)
+            assert [r.status for r in got] == [r.status for r in want], (entity, start)
+            seen |= {r.status for r in got}
+            for g, w in zip(got, want, strict=True):
+                assert _close(g.features, w.features), (entity, g.index, g.status)
+            ids = sorted({r.entity_id for r in got}) + ["nobody"]
+            names = [n for n in got[0].features][::3] if got else None
+            for as_of in (None, batch[0].event.event_time - 2 * DAY):
+                for features in (None, names):
+                    rows = redis_store.get_features_batch(entity, ids, features=features, as_of_ms=as_of)
+                    expected = memory_store.get_features_batch(entity, ids, features=features, as_of_ms=as_of)
+                    assert all(map(_close, rows, expected)), (entity, start, as_of)
+    assert seen >= {"applied", "duplicate", "fenced"} and ("late" in seen) == (lateness < 30 * DAY)

@@ -58,7 +58,7 @@ def test_rendered_script_holds_the_definitions() -> None:
     )
     plan = EntityPlan("customer", (a,), 3_600_000, 40 * DAY_MS, 2 * DAY_MS)
     update, read = render(plan, "update"), render(plan, "read")
-    assert 'one(1, "spend_24h", "sum", 900000, 96)' in update.source
+    assert 'kind = "w", f = "spend_24h", b = 900000, nb = 96, m = 1, k = {"sum"}, out = {1}' in update.source
     assert "local LATENESS = 3600000" in update.source and update.source.endswith("return update()\n")
     assert read.source.endswith("return read()\n") and read.sha != update.sha
     assert "{{" not in update.source
