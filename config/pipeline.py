@@ -5,6 +5,13 @@ section is a frozen pydantic model that forbids unknown keys; every error raised
 :class:`~config.errors.ConfigError` whose lines name the file, the field path, the bad value and what is
 allowed. Model types are checked against the model table of :mod:`learners.factory` and metric names against
 the metric table of :mod:`learners.metrics`.
+
+Besides the per-entity classifiers and regressors (fraud, churn) a spec may describe a model family
+(:attr:`PipelineSpec.family`, run by :mod:`learners.families`): ``task: forecasting`` (demand, River
+time-series forecasters), ``task: recommendation`` (River recommenders), ``task: bandit`` (price
+optimization) and a classifier of search sessions (``data.source: sessions``, search ranking). Their model
+sections take the family's own settings (``horizon_days``; ``top_k``, ``negatives``, ``targets``; ``arms``,
+``policy``, ``exploration``) and they write the family's Redis key (:data:`FAMILY_KEYS`).
 """
 
 from __future__ import annotations
@@ -30,6 +37,7 @@ logger = logging.getLogger(__name__)
 
 __all__ = [
     "DERIVED_LABEL_RULES",
+    "FAMILY_KEYS",
     "DataSection",
     "EvaluationSection",
     "LabelsSection",
@@ -41,7 +49,7 @@ __all__ = [
     "TrainingSection",
 ]
 
-Task = Literal["classification", "regression"]
+Task = Literal["classification", "regression", "forecasting", "recommendation", "bandit"]
 FeatureType = Literal["numeric", "categorical", "boolean"]
 
 SLUG = r"^[a-z][a-z0-9_-]{0,63}$"
@@ -58,7 +66,28 @@ DERIVED_LABEL_RULES: Mapping[str, str] = {
 
 _CHURN_LABEL = re.compile(r"^churn(?:ed)?(?:_(\d+)d)?$")
 _KEY_FIELDS = ("model", "subject", "version", "entity")
-_BOUNDED_METRICS = {"auc", "precision", "recall", "f1", "accuracy"}
+_BOUNDED_METRICS = {"auc", "precision", "recall", "f1", "accuracy", "hit_rate_at_10"}
+_NON_NEGATIVE_METRICS = {"logloss", "mae", "rmse", "mape", "mean_reward", "cumulative_revenue"}
+
+#: Model family -> the Redis key template it writes (``learners/families/keys.py``).
+FAMILY_KEYS: Mapping[str, str] = {
+    "demand": "forecast:{subject}",
+    "reco": "reco:{subject}",
+    "pricing": "price:{subject}",
+    "ranking": "rank:{subject}",
+}
+_FAMILY_OF_TASK = {"forecasting": "demand", "recommendation": "reco", "bandit": "pricing"}
+#: Model fields only a task's family takes.
+_FAMILY_FIELDS = {
+    "horizon_days": "forecasting",
+    "top_k": "recommendation",
+    "negatives": "recommendation",
+    "targets": "recommendation",
+    "arms": "bandit",
+    "policy": "bandit",
+    "exploration": "bandit",
+}
+_INTERACTIONS = ("purchase", "add_to_cart", "view")
 
 
 class _Section(BaseModel):
@@ -123,6 +152,13 @@ class ModelSection(_Section):
         description="classification or regression; inferred from type when the type implies it"
     )
     hyperparameters: dict[str, Any] = Field(default_factory=dict)
+    horizon_days: int | None = Field(None, gt=0, le=366, description="forecasting: days forecast ahead (7)")
+    top_k: int | None = Field(None, gt=0, le=1000, description="recommendation: products per customer (10)")
+    negatives: int | None = Field(None, ge=0, le=100, description="recommendation: sampled non-interactions")
+    targets: dict[str, float] | None = Field(None, description="recommendation: target by interaction kind")
+    arms: tuple[float, ...] | None = Field(None, description="bandit: price multipliers of the list price")
+    policy: Literal["ucb", "thompson"] | None = Field(None, description="bandit: how an arm is chosen")
+    exploration: float | None = Field(None, ge=0, description="bandit: scale of the posterior sd")
 
     @model_validator(mode="before")
     @classmethod
@@ -163,6 +199,39 @@ class ModelSection(_Section):
             msg = f"{task!r} is not a task of model type {model_type!r}; it supports: {', '.join(supported)}"
             raise ValueError(msg)
         return task
+
+    @field_validator("targets")
+    @classmethod
+    def _check_targets(cls, targets: dict[str, float] | None) -> dict[str, float] | None:
+        for kind in targets or {}:
+            if kind not in _INTERACTIONS:
+                msg = f"{kind!r} is not an interaction kind; known: {', '.join(_INTERACTIONS)}"
+                raise ValueError(msg + _suggest(kind, list(_INTERACTIONS)))
+        return targets
+
+    @field_validator("arms")
+    @classmethod
+    def _check_arms(cls, arms: tuple[float, ...] | None) -> tuple[float, ...] | None:
+        if arms is None:
+            return arms
+        if len(arms) < 2 or len(set(arms)) != len(arms) or any(not 0 < a <= 10 for a in arms):
+            msg = (
+                f"{list(arms)!r}: a bandit needs at least two distinct price multipliers in (0, 10], "
+                "e.g. [0.9, 1.0, 1.1]"
+            )
+            raise ValueError(msg)
+        return arms
+
+    @model_validator(mode="after")
+    def _check_family_fields(self) -> ModelSection:
+        for name, task in _FAMILY_FIELDS.items():
+            if getattr(self, name) is not None and self.task != task:
+                msg = f"{name} is a setting of {task} models, and this model's task is {self.task}; remove it"
+                raise ValueError(msg)
+        if self.task == "bandit" and self.arms is None:
+            msg = "arms: a bandit model needs its arms (multipliers of the list price), e.g. [0.9, 1.0, 1.1]"
+            raise ValueError(msg)
+        return self
 
     @field_validator("hyperparameters")
     @classmethod
@@ -222,7 +291,7 @@ class EvaluationSection(_Section):
             if name in _BOUNDED_METRICS and not 0 <= value <= 1:
                 msg = f"{name}: {value!r} is outside [0, 1], the range of {name}"
                 raise ValueError(msg)
-            if name in {"logloss", "mae", "rmse", "mape"} and value < 0:
+            if name in _NON_NEGATIVE_METRICS and value < 0:
                 msg = f"{name}: {value!r} is negative; {name} is never below 0"
                 raise ValueError(msg)
         return threshold
@@ -295,6 +364,31 @@ class MonitoringSection(_Section):
     drift_detectors: bool = True
     ks_check_every: int = Field(1000, gt=0, description="examples between Kolmogorov-Smirnov checks")
     drift_response: Literal["alert", "challenger", "rollback"] = "alert"
+    challenger_window: int = Field(
+        1000, gt=0, description="labelled examples a challenger and the champion are compared over"
+    )
+    challenger_margin: float = Field(
+        0.05, ge=0, description="how much better (log loss, or MAE for regression) the challenger must be"
+    )
+    challenger_max_examples: int = Field(
+        20_000, gt=0, description="labelled examples after which a challenger that has not won is dropped"
+    )
+
+    @model_validator(mode="after")
+    def _check_response(self) -> MonitoringSection:
+        if self.drift_response != "alert" and not self.drift_detectors:
+            msg = (
+                f"drift_response: {self.drift_response!r} acts on drift alarms, but drift_detectors is "
+                "false; set drift_detectors: true or drift_response: alert"
+            )
+            raise ValueError(msg)
+        if self.challenger_max_examples < self.challenger_window:
+            msg = (
+                f"challenger_max_examples: {self.challenger_max_examples} is below challenger_window "
+                f"{self.challenger_window}; a challenger needs a full window before it can win"
+            )
+            raise ValueError(msg)
+        return self
 
 
 def _suggest(name: str, known: list[str]) -> str:
@@ -302,9 +396,29 @@ def _suggest(name: str, known: list[str]) -> str:
     return f"; did you mean {close[0]!r}?" if close else ""
 
 
+def _implied_task(model_type: Any) -> str | None:
+    if not isinstance(model_type, str):
+        return None
+    from learners.factory import infer_task
+
+    try:
+        return infer_task(model_type)
+    except ConfigError:
+        return None
+
+
+def _family_of(task: Any, source: Any) -> str | None:
+    if isinstance(task, str) and task in _FAMILY_OF_TASK:
+        return _FAMILY_OF_TASK[task]
+    if isinstance(source, Mapping) and source.get("source") == "sessions" and task == "classification":
+        return "ranking"
+    return None
+
+
 def _fill_defaults(data: dict[str, Any]) -> None:
-    """Fill defaults that depend on other sections (task from metrics, metrics from task, label kind)."""
+    """Fill defaults that depend on other sections (task from metrics, metrics from task, label kind, key)."""
     model, evaluation = data.get("model"), data.get("evaluation", {})
+    source = data.get("data")
     if isinstance(model, dict) and isinstance(evaluation, dict) and model.get("task") is None:
         from learners.factory import infer_task
         from learners.metrics import METRICS
@@ -328,10 +442,20 @@ def _fill_defaults(data: dict[str, Any]) -> None:
                 task = infer_task(model["type"])
             except ConfigError:
                 task = None
-        evaluation["metrics"] = ["mae", "rmse"] if task == "regression" else ["auc", "logloss"]
+        defaults = {
+            "regression": ["mae", "rmse"],
+            "forecasting": ["mae"],
+            "recommendation": ["hit_rate_at_10"],
+            "bandit": ["mean_reward", "cumulative_revenue"],
+        }
+        evaluation["metrics"] = defaults.get(str(task), ["auc", "logloss"])
         data["evaluation"] = evaluation
+    if isinstance(model, dict):
+        family = _family_of(model.get("task") or _implied_task(model.get("type")), source)
+        scoring = data.get("scoring", {})
+        if family is not None and isinstance(scoring, dict) and scoring.get("output_key") is None:
+            data["scoring"] = {**scoring, "output_key": FAMILY_KEYS[family]}
     labels = data.get("labels", {})
-    source = data.get("data")
     if isinstance(labels, dict):
         label = source.get("label") if isinstance(source, dict) else None
         churn = _CHURN_LABEL.match(label) if isinstance(label, str) else None
@@ -399,9 +523,10 @@ class PipelineSpec(_Section):
     def _check_across_sections(self) -> PipelineSpec:
         from learners.metrics import METRICS
 
-        wrong = [m for m in self.evaluation.metrics if METRICS[m].task != self.model.task]
+        metric_task = "regression" if self.model.task == "forecasting" else self.model.task
+        wrong = [m for m in self.evaluation.metrics if METRICS[m].task != metric_task]
         if wrong:
-            fitting = [n for n, m in METRICS.items() if m.task == self.model.task]
+            fitting = [n for n, m in METRICS.items() if m.task == metric_task]
             msg = (
                 f"evaluation.metrics: {', '.join(map(repr, wrong))} cannot evaluate "
                 f"a {self.model.task} model; "
@@ -416,7 +541,46 @@ class PipelineSpec(_Section):
                     f"({churn.group(1)} days); make them agree"
                 )
                 raise ValueError(msg)
+        family = self.family
+        if family is not None and self.training.validation != "progressive":
+            msg = (
+                f"training.validation: {self.training.validation!r}; a {family} pipeline is evaluated "
+                "progressively (predict, then learn); set validation: progressive"
+            )
+            raise ValueError(msg)
+        if family is not None and self.scoring.output_key != FAMILY_KEYS[family]:
+            msg = (
+                f"scoring.output_key: {self.scoring.output_key!r}; a {family} pipeline writes "
+                f"{FAMILY_KEYS[family]!r} (learners/families/keys.py); set that or remove the key"
+            )
+            raise ValueError(msg)
         return self
+
+    @model_validator(mode="after")
+    def _check_drift_response(self) -> PipelineSpec:
+        # a rollback goes back to the last version whose metrics pass evaluation.threshold
+        if self.monitoring.drift_response == "rollback" and not self.evaluation.threshold:
+            msg = (
+                "monitoring.drift_response: 'rollback' returns to the last version whose metrics pass "
+                "evaluation.threshold, which is empty, so no version can be judged good; add a threshold "
+                "on one of evaluation.metrics (e.g. threshold: {auc: 0.8}) or use drift_response: alert "
+                "or challenger"
+            )
+            raise ValueError(msg)
+        return self
+
+    @property
+    def family(self) -> str | None:
+        """The model family this pipeline belongs to (``demand``, ``reco``, ``pricing``, ``ranking``).
+
+        ``None`` for the per-entity pipelines the order processor scores (fraud, churn).
+
+        Examples
+        --------
+        >>> PipelineSpec.shipped("search_ranking").family, PipelineSpec.shipped("fraud_detection").family
+        ('ranking', None)
+        """
+        return _family_of(self.model.task, {"source": self.data.source})
 
     @property
     def spec_hash(self) -> str:

@@ -3,7 +3,9 @@
 Prints what the spec's model is (:func:`learners.factory.describe_model`), a progress bar while history
 replays, the progressive (predict-then-learn) and holdout metrics, registers the version, and exits 1 naming
 the metric and the threshold when one is missed. ``hanzo-ml worker --pipeline NAME`` then continues from the
-registered version.
+registered version. Family pipelines (demand forecasting, recommendations, price optimization, search
+ranking) print their baseline beside the metrics, and with ``--redis-url`` write their outputs
+(``forecast:``, ``reco:``, ``price:``, ``rank:`` keys) to Redis.
 """
 
 from __future__ import annotations
@@ -11,6 +13,7 @@ from __future__ import annotations
 import argparse
 import logging
 from pathlib import Path
+from typing import Any
 
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
@@ -41,23 +44,39 @@ def metrics_table(result: TrainResult) -> Table:
     table.add_column("progressive (cumulative)", justify="right")
     table.add_column(f"progressive (last {spec.evaluation.rolling_window})", justify="right")
     table.add_column(f"holdout ({result.holdout_examples} examples)", justify="right")
+    if result.baseline is not None:
+        table.add_column("baseline", justify="right")
     table.add_column("threshold", justify="right")
     for name in spec.evaluation.metrics:
         threshold = spec.evaluation.threshold.get(name)
         shown = "-" if threshold is None else ("<= " if lower_is_better(name) else ">= ") + f"{threshold:g}"
         if name in result.missed:
             shown = f"[red]{shown} missed[/red]"
-        table.add_row(
+        row = [
             name,
             _fmt(result.progressive.get("cumulative", {}).get(name)),
             _fmt(result.progressive.get("rolling", {}).get(name)),
             _fmt(result.holdout.get(name) if result.holdout is not None else None),
-            shown,
-        )
+        ]
+        if result.baseline is not None:
+            row.append(_fmt(result.baseline.get(name)))
+        table.add_row(*row, shown)
+    for name, value in (result.baseline or {}).items():
+        if name not in spec.evaluation.metrics and result.report is not None:
+            model_value = result.report.get(name)
+            table.add_row(name, _fmt(model_value), "-", "-", _fmt(value), "-")
     return table
 
 
-def run_train(spec_path: str, data: Path, registry_dir: Path, batch_size: int, hmac_key: bytes | None) -> int:
+def run_train(
+    spec_path: str,
+    data: Path,
+    registry_dir: Path,
+    batch_size: int,
+    hmac_key: bytes | None,
+    redis_client: Any | None = None,
+    key_prefix: str = "",
+) -> int:
     """Train ``spec_path`` on ``data`` and register it; return the exit code (1: a threshold missed)."""
     spec = PipelineSpec.from_yaml(resolve_spec_path(spec_path))
     console.print(f"[bold]{spec.name} {spec.version}[/bold] (spec {spec.spec_hash[:12]})")
@@ -79,6 +98,8 @@ def run_train(spec_path: str, data: Path, registry_dir: Path, batch_size: int, h
             batch_size=batch_size,
             progress=lambda n: progress.advance(task, n),
             source=str(data),
+            redis_client=redis_client,
+            key_prefix=key_prefix,
         )
     s = result.stats
     console.print(
@@ -88,6 +109,8 @@ def run_train(spec_path: str, data: Path, registry_dir: Path, batch_size: int, h
         f"{sum(s.expired.values()):,} vectors expired unlabelled"
     )
     console.print(metrics_table(result))
+    if result.published is not None:
+        console.print(f"wrote {result.published:,} {spec.scoring.output_key.split(':')[0]}: keys to Redis")
     console.print(f"registered [bold]{spec.name} {result.version}[/bold] in {registry_dir}")
     if not result.ok:
         for name, (value, threshold) in result.missed.items():
@@ -103,7 +126,22 @@ def run_train(spec_path: str, data: Path, registry_dir: Path, batch_size: int, h
 
 def _cmd_train(args: argparse.Namespace, settings: Settings) -> int:
     key = settings.registry_hmac_key.get_secret_value().encode() if settings.registry_hmac_key else None
-    return run_train(args.spec, args.data, args.registry or settings.registry_path, args.batch_size, key)
+    client = None
+    if args.redis_url:
+        from streams.security import make_redis, security_from
+
+        client = make_redis(
+            args.redis_url, security_from(settings), socket_timeout=5, socket_connect_timeout=3
+        )
+    return run_train(
+        args.spec,
+        args.data,
+        args.registry or settings.registry_path,
+        args.batch_size,
+        key,
+        redis_client=client,
+        key_prefix=settings.key_prefix,
+    )
 
 
 def add_commands(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
@@ -113,4 +151,9 @@ def add_commands(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-
     p.add_argument("--data", type=Path, required=True, help="history file (JSON lines, any event order)")
     p.add_argument("--registry", type=Path, default=None, help="registry folder (default HANZO_REGISTRY_DIR)")
     p.add_argument("--batch-size", type=int, default=2000, help="events per replayed batch (default 2000)")
+    p.add_argument(
+        "--redis-url",
+        default=None,
+        help="family pipelines: write their outputs (forecast:/reco:/price:/rank: keys) to this Redis",
+    )
     p.set_defaults(func=_cmd_train)

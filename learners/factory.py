@@ -36,9 +36,25 @@ River has no gradient-boosted tree ensemble. ``gradient_boosting`` therefore map
 and to a stochastic gradient tree (``tree.SGTRegressor``, trained on gradients and hessians of the loss, one
 tree) for regression. :func:`describe_model` says so, and ``hanzo-ml train`` prints it.
 
+The model families (``learners.families``) take River models of other kinds, in :data:`FAMILY_MODELS`:
+
+| type | task | River class | used by |
+|---|---|---|---|
+| `snarimax` | forecasting | `time_series.SNARIMAX` | ``DemandForecaster`` (one clone per product) |
+| `holt_winters` | forecasting | `time_series.HoltWinters` | ``DemandForecaster`` (one clone per product) |
+| `biased_mf` | recommendation | `reco.BiasedMF` | ``Recommender`` |
+| `funk_mf` | recommendation | `reco.FunkMF` | ``Recommender`` |
+| `linucb` | bandit | `bandit.LinUCBDisjoint` (alpha, beta, seed) | ``PriceOptimizer`` |
+
+Their dotted paths work too (``river.time_series.SNARIMAX``; any River forecaster or recommender). The price
+optimizer implements disjoint LinUCB itself (see :mod:`learners.families.pricing`), so ``linucb`` takes only
+LinUCBDisjoint's ``alpha``, ``beta`` and ``seed``. Family models are built by
+:func:`learners.families.build_family`, not by :func:`build_model`.
+
 Any River estimator may also be named by its dotted path (``river.tree.HoeffdingTreeClassifier``); only
 the ``river.`` namespace is importable, so a YAML file cannot import arbitrary code. A hyperparameter value
-that is a mapping with a ``type`` key (``{type: river.optim.SGD, lr: 0.05}``) is built the same way.
+that is a mapping with a ``type`` key (``{type: river.optim.SGD, lr: 0.05}``) is built the same way;
+``{type: river.compose.Pipeline, steps: [{type: ...}, ...]}`` builds a pipeline of its steps.
 
 Preprocessing follows ``data.feature_types``: numeric features -> ``preprocessing.StandardScaler``,
 categorical -> ``preprocessing.OneHotEncoder``, boolean -> 0/1, each behind ``compose.Select`` and joined
@@ -55,7 +71,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal
 
-from river import base, compose, optim, preprocessing
+from river import bandit, base, compose, optim, preprocessing, reco, time_series
 
 from config.errors import ConfigError
 
@@ -65,6 +81,7 @@ if TYPE_CHECKING:
 logger = logging.getLogger(__name__)
 
 __all__ = [
+    "FAMILY_MODELS",
     "MODEL_TABLE",
     "ModelEntry",
     "booleans_to_int",
@@ -73,12 +90,13 @@ __all__ = [
     "build_preprocessor",
     "check_hyperparameters",
     "describe_model",
+    "family_entry",
     "infer_task",
     "resolve_river_class",
     "supports_many",
 ]
 
-Task = Literal["classification", "regression"]
+Task = Literal["classification", "regression", "forecasting", "recommendation", "bandit"]
 
 _TREE_BOUNDS: dict[str, Any] = {"max_depth": 12, "max_size": 32.0, "memory_estimate_period": 100_000}
 _FOREST_BOUNDS: dict[str, Any] = {"max_depth": 12, "max_size": 16.0, "memory_estimate_period": 100_000}
@@ -100,6 +118,10 @@ class ModelEntry:
         Bounds and seeds applied where the estimator (or its base) takes them and the spec does not set them.
     note
         A sentence for :func:`describe_model`.
+    family
+        For the model families: task (``forecasting``, ``recommendation``, ``bandit``) -> dotted River path.
+    only
+        When set, the only hyperparameters honoured (the family's own implementation takes no others).
     """
 
     classifier: str | None
@@ -109,10 +131,16 @@ class ModelEntry:
     renames: Mapping[str, str] = field(default_factory=dict)
     defaults: Mapping[str, Any] = field(default_factory=dict)
     note: str = ""
+    family: Mapping[str, str] = field(default_factory=dict)
+    only: tuple[str, ...] | None = None
 
     def path(self, task: Task) -> str | None:
         """Dotted path of the estimator for ``task``."""
-        return self.classifier if task == "classification" else self.regressor
+        if task == "classification":
+            return self.classifier
+        if task == "regression":
+            return self.regressor
+        return self.family.get(task)
 
     def base_path(self, task: Task) -> str | None:
         """Dotted path of the base estimator for ``task`` (ensembles only)."""
@@ -126,6 +154,7 @@ class ModelEntry:
             tasks.append("classification")
         if self.regressor:
             tasks.append("regression")
+        tasks.extend(t for t in ("forecasting", "recommendation", "bandit") if t in self.family)
         return tuple(tasks)
 
 
@@ -180,6 +209,29 @@ MODEL_TABLE: Mapping[str, ModelEntry] = {
 }
 """The model table: ``model.type`` -> :class:`ModelEntry` (see the module docstring)."""
 
+_PER_PRODUCT = "learners.families.DemandForecaster keeps one clone of it per product"
+FAMILY_MODELS: Mapping[str, ModelEntry] = {
+    "snarimax": ModelEntry(
+        None, None, family={"forecasting": "river.time_series.SNARIMAX"}, note=_PER_PRODUCT
+    ),
+    "holt_winters": ModelEntry(
+        None, None, family={"forecasting": "river.time_series.HoltWinters"}, note=_PER_PRODUCT
+    ),
+    "biased_mf": ModelEntry(None, None, family={"recommendation": "river.reco.BiasedMF"}),
+    "funk_mf": ModelEntry(None, None, family={"recommendation": "river.reco.FunkMF"}),
+    "linucb": ModelEntry(
+        None,
+        None,
+        family={"bandit": "river.bandit.LinUCBDisjoint"},
+        only=("alpha", "beta", "seed"),
+        note=(
+            "learners.families.PriceOptimizer: disjoint LinUCB, one BayesianLinearRegression(alpha, beta) "
+            "per price point; the bound uses the posterior sd of the expected reward only"
+        ),
+    ),
+}
+"""The model families' table: ``model.type`` -> :class:`ModelEntry` (see the module docstring)."""
+
 
 # -- resolving names --
 
@@ -191,7 +243,7 @@ def _suggest(name: str, known: list[str]) -> str:
 
 def unknown_type_message(model_type: object) -> str:
     """Say that ``model_type`` is neither a table key nor a ``river.`` path, and suggest a close match."""
-    known = list(MODEL_TABLE)
+    known = [*MODEL_TABLE, *FAMILY_MODELS]
     return (
         f"{model_type!r} is not a known model type; known: {', '.join(known)}, "
         "or a dotted River path such as 'river.tree.HoeffdingTreeClassifier'"
@@ -243,6 +295,39 @@ def _task_of_class(cls: type) -> Task | None:
     return None
 
 
+def family_entry(model_type: str) -> ModelEntry | None:
+    """The :data:`FAMILY_MODELS` entry of ``model_type`` (a key or a dotted River path), else ``None``.
+
+    A dotted River forecaster or recommender not in the table gets an entry of its own; a River bandit
+    policy other than ``LinUCBDisjoint`` raises :class:`ConfigError` (the price optimizer is LinUCB).
+
+    Examples
+    --------
+    >>> family_entry("river.reco.BiasedMF").tasks, family_entry("logistic_regression")
+    (('recommendation',), None)
+    """
+    entry = FAMILY_MODELS.get(model_type)
+    if entry is not None:
+        return entry
+    if not model_type.startswith("river."):
+        return None
+    for known in FAMILY_MODELS.values():
+        if model_type in known.family.values():
+            return known
+    cls = resolve_river_class(model_type)
+    if issubclass(cls, time_series.base.Forecaster):
+        return ModelEntry(None, None, family={"forecasting": model_type}, note=_PER_PRODUCT)
+    if issubclass(cls, reco.base.Ranker):
+        return ModelEntry(None, None, family={"recommendation": model_type})
+    if issubclass(cls, bandit.base.Policy):
+        msg = (
+            f"{model_type!r}: the price optimizer is a contextual disjoint LinUCB; "
+            "use type linucb (or 'river.bandit.LinUCBDisjoint')"
+        )
+        raise ConfigError(msg)
+    return None
+
+
 def infer_task(model_type: str) -> Task | None:
     """Return the task ``model_type`` implies, or ``None`` when it supports both.
 
@@ -261,12 +346,15 @@ def infer_task(model_type: str) -> Task | None:
     entry = MODEL_TABLE.get(model_type)
     if entry is not None:
         return entry.tasks[0] if len(entry.tasks) == 1 else None
-    if not model_type.startswith("river."):
+    if not model_type.startswith("river.") and model_type not in FAMILY_MODELS:
         raise ConfigError(unknown_type_message(model_type))
+    family = family_entry(model_type)
+    if family is not None:
+        return family.tasks[0]
     cls = resolve_river_class(model_type)
     if not issubclass(cls, base.Classifier | base.Regressor):
         msg = (
-            f"{model_type!r} is not a River classifier or regressor; "
+            f"{model_type!r} is not a River classifier or regressor (nor a forecaster or recommender); "
             "pick an estimator with learn_one and predict_one"
         )
         raise ConfigError(msg)
@@ -274,7 +362,7 @@ def infer_task(model_type: str) -> Task | None:
 
 
 def _entry(model_type: str, task: Task) -> ModelEntry:
-    entry = MODEL_TABLE.get(model_type)
+    entry = MODEL_TABLE.get(model_type) or family_entry(model_type)
     if entry is None:
         infer_task(model_type)  # raises for unknown types and non-estimators
         entry = ModelEntry(
@@ -319,6 +407,8 @@ def _plan(model_type: str, task: Task, hyperparameters: Mapping[str, Any]) -> _P
     base_path = entry.base_path(task)
     base_cls = resolve_river_class(base_path) if base_path else None
     params, var_kw = _parameters(cls)
+    if entry.only is not None:
+        params, var_kw = {n: p for n, p in params.items() if n in entry.only}, False
     if base_cls is not None:
         params.pop("model", None)
     base_params = _parameters(base_cls)[0] if base_cls is not None else {}
@@ -398,6 +488,12 @@ def _build_value(name: str, value: Any, where: str) -> Any:
     if isinstance(value, Mapping) and "type" in value:
         nested_kwargs = {k: v for k, v in value.items() if k != "type"}
         cls = resolve_river_class(str(value["type"]))
+        if cls is compose.Pipeline:
+            steps = nested_kwargs.get("steps")
+            if set(nested_kwargs) != {"steps"} or not isinstance(steps, list) or not steps:
+                msg = f"{where}.{name}: river.compose.Pipeline takes one key, steps: a list of {{type: ...}}"
+                raise ConfigError(msg)
+            return compose.Pipeline(*(_build_value(name, step, f"{where}.{name}.steps") for step in steps))
         params, var_kw = _parameters(cls)
         unknown = [k for k in nested_kwargs if k not in params]
         if unknown and not var_kw:
@@ -512,6 +608,12 @@ def build_model(spec: PipelineSpec) -> compose.Pipeline:
     [False, True]
     """
     assert spec.model.task is not None  # the spec fills the task in
+    if spec.model.task not in ("classification", "regression"):
+        msg = (
+            f"{spec.name}: a {spec.model.task} model is not a feature pipeline; "
+            "build it with learners.families.build_family"
+        )
+        raise ConfigError(msg)
     estimator = build_estimator(spec.model.type, spec.model.task, spec.model.hyperparameters)
     pipeline = compose.Pipeline(build_preprocessor(spec.data), estimator)
     logger.debug("built model for %s %s: %s", spec.name, spec.version, describe_model(spec))
@@ -600,6 +702,8 @@ def describe_model(spec: PipelineSpec) -> str:
         lines.append("  hyperparameters mapped: " + ", ".join(f"{k} -> {v}" for k, v in plan.mapped.items()))
     if entry.note:
         lines.append(f"  note: {entry.note}")
+    if task not in ("classification", "regression"):
+        return "\n".join(lines)
     groups: dict[str, list[str]] = {}
     for feature in spec.data.features:
         groups.setdefault(spec.data.feature_type(feature), []).append(feature)

@@ -14,9 +14,15 @@ The metric table (the names a pipeline spec's ``evaluation.metrics`` may use):
 | `rmse`      | `metrics.RMSE`                    | regression     | number      | lower  |
 | `r2`        | `metrics.R2`                      | regression     | number      | higher |
 | `mape`      | `metrics.MAPE`                    | regression     | number      | lower  |
+| `hit_rate_at_10` | :class:`HitRate` (k=10)      | recommendation | product ids | higher |
+| `mean_reward` | :class:`MeanReward`             | bandit         | revenue     | higher |
+| `cumulative_revenue` | :class:`Revenue`         | bandit         | revenue     | higher |
 
 "probability" is the predicted probability of the positive class; "class" is that probability
-thresholded at 0.5 (``>= 0.5`` is the positive class).
+thresholded at 0.5 (``>= 0.5`` is the positive class). Forecasting models are scored with the regression
+metrics, one update per (day, horizon step) forecast. A recommendation metric takes the product bought and
+the list recommended just before; a bandit metric takes the revenue of a visit and the product's list price
+(``mean_reward`` is the mean of revenue / list price, ``cumulative_revenue`` the sum of revenue).
 
 River's ``ROCAUC`` approximates the area with a fixed grid of thresholds; 20 thresholds (instead of River's
 default 10) keep it within about 0.001 of the exact area on River's Phishing stream at ~7 µs per update.
@@ -31,6 +37,7 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 from river import metrics
+from river.metrics import base as river_metrics_base
 from river.utils import Rolling
 
 from config.errors import ConfigError
@@ -39,7 +46,11 @@ logger = logging.getLogger(__name__)
 
 __all__ = [
     "CLASSIFICATION_METRICS",
+    "FAMILY_METRICS",
     "METRICS",
+    "HitRate",
+    "MeanReward",
+    "Revenue",
     "REGRESSION_METRICS",
     "MetricInfo",
     "MetricSet",
@@ -47,7 +58,7 @@ __all__ = [
     "metric_info",
 ]
 
-Task = Literal["classification", "regression"]
+Task = Literal["classification", "regression", "forecasting", "recommendation", "bandit"]
 
 #: Probability at or above which a classification prediction counts as the positive class.
 CLASS_THRESHOLD = 0.5
@@ -64,10 +75,11 @@ class MetricInfo:
     river_class
         The River metric class.
     task
-        ``classification`` or ``regression``.
+        ``classification``, ``regression``, ``recommendation`` or ``bandit`` (forecasting models use the
+        regression metrics).
     takes
         ``proba`` (probability of the positive class), ``label`` (the class, thresholded at 0.5) or
-        ``value`` (a regression prediction).
+        ``value`` (a regression prediction) or ``raw`` (family metrics: the values as given).
     lower_is_better
         Whether smaller values are better.
     kwargs
@@ -77,7 +89,7 @@ class MetricInfo:
     name: str
     river_class: Callable[..., Any]
     task: Task
-    takes: Literal["proba", "label", "value"]
+    takes: Literal["proba", "label", "value", "raw"]
     lower_is_better: bool
     kwargs: Mapping[str, Any]
 
@@ -90,11 +102,71 @@ class MetricInfo:
         return Rolling(self.river_class, window_size=window_size, **self.kwargs)
 
 
+class HitRate(river_metrics_base.MeanMetric):
+    """Share of purchases whose product was among the first ``k`` recommended just before.
+
+    Examples
+    --------
+    >>> m = HitRate(k=2)
+    >>> m.update("a", ["b", "a", "c"]); m.update("c", ["b", "a", "c"])
+    >>> m.get()
+    0.5
+    """
+
+    def __init__(self, k: int = 10) -> None:
+        self.k = k
+        super().__init__()
+
+    def _eval(self, y_true: Any, y_pred: Any) -> float:
+        return float(y_true in list(y_pred or ())[: self.k])
+
+
+class MeanReward(river_metrics_base.MeanMetric):
+    """Mean reward per visit: revenue / list price (``y_true`` the revenue, ``y_pred`` the list price).
+
+    Examples
+    --------
+    >>> m = MeanReward()
+    >>> m.update(11.0, 10.0); m.update(0.0, 10.0)
+    >>> m.get()
+    0.55
+    """
+
+    def _eval(self, y_true: Any, y_pred: Any) -> float:
+        return float(y_true) / float(y_pred) if y_pred else 0.0
+
+
+class Revenue:
+    """Cumulative revenue (``y_true``) over the visits (``y_pred``, the list price, is not used).
+
+    Examples
+    --------
+    >>> m = Revenue()
+    >>> m.update(11.0, 10.0); m.update(0.0, 10.0); m.get()
+    11.0
+    """
+
+    def __init__(self) -> None:
+        self._sum = 0.0
+
+    def update(self, y_true: Any, y_pred: Any = None) -> None:
+        """Add a visit's revenue."""
+        self._sum += float(y_true)
+
+    def revert(self, y_true: Any, y_pred: Any = None) -> None:
+        """Take a visit's revenue back out (rolling windows)."""
+        self._sum -= float(y_true)
+
+    def get(self) -> float:
+        """The revenue so far."""
+        return self._sum
+
+
 def _row(
     name: str,
     cls: Callable[..., Any],
     task: Task,
-    takes: Literal["proba", "label", "value"],
+    takes: Literal["proba", "label", "value", "raw"],
     lower: bool,
     **kwargs: Any,
 ) -> tuple[str, MetricInfo]:
@@ -113,12 +185,19 @@ METRICS: Mapping[str, MetricInfo] = dict(
         _row("rmse", metrics.RMSE, "regression", "value", True),
         _row("r2", metrics.R2, "regression", "value", False),
         _row("mape", metrics.MAPE, "regression", "value", True),
+        _row("hit_rate_at_10", HitRate, "recommendation", "raw", False, k=10),
+        _row("mean_reward", MeanReward, "bandit", "raw", False),
+        _row("cumulative_revenue", Revenue, "bandit", "raw", False),
     ]
 )
 """The metric table: name -> :class:`MetricInfo`."""
 
 CLASSIFICATION_METRICS: tuple[str, ...] = tuple(n for n, m in METRICS.items() if m.task == "classification")
 REGRESSION_METRICS: tuple[str, ...] = tuple(n for n, m in METRICS.items() if m.task == "regression")
+#: Metrics of the recommendation and bandit families (forecasting uses the regression metrics).
+FAMILY_METRICS: tuple[str, ...] = tuple(
+    n for n, m in METRICS.items() if m.task in ("recommendation", "bandit")
+)
 
 
 def unknown_metric_message(name: object) -> str:
@@ -217,7 +296,7 @@ class MetricSet:
         self.n = 0
         self.n_unscored = 0
 
-    def update(self, y_true: Any, y_pred: float | None) -> None:
+    def update(self, y_true: Any, y_pred: Any) -> None:
         """Add one example: the true target and the prediction (a probability, or a number for regression).
 
         A ``None`` prediction (a River model that cannot predict yet, such as ``forest.AMFRegressor`` before
@@ -231,6 +310,9 @@ class MetricSet:
         if self.task == "classification":
             truth, proba = bool(y_true), float(y_pred)
             label = proba >= CLASS_THRESHOLD
+        elif self.task in ("recommendation", "bandit"):
+            truth, proba = y_true, y_pred
+            label = proba
         else:
             truth, proba = float(y_true), float(y_pred)
             label = proba

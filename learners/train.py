@@ -18,6 +18,12 @@ the first part only, and goes on learning from live labels when ``hanzo-ml worke
 ``validation: progressive`` every label is learned and the progressive metrics are the evaluation.
 Thresholds (``evaluation.threshold``) are checked on the holdout's cumulative values (the progressive ones
 when there is no holdout, or it received no label).
+
+Model families (demand forecasting, recommendations, price optimization, search ranking:
+:attr:`config.pipeline.PipelineSpec.family`) replay the same history through their
+:class:`~learners.families.FamilyLearner` instead (orders and customer events in batches; labels are not
+theirs); they are evaluated progressively beside their baseline, and with a Redis client their outputs
+(``forecast:``, ``reco:``, ``price:``, ``rank:``) are written at the end.
 """
 
 from __future__ import annotations
@@ -37,6 +43,7 @@ from config.errors import ConfigError
 from config.pipeline import PipelineSpec
 from features import FeatureStore, InMemoryOnlineStore
 from learners.derived_labels import InMemoryDeadlineQueue
+from learners.families import FamilyLearner, build_family
 from learners.metrics import MetricSet
 from learners.online import OnlineLearner
 from learners.vectors import InMemoryVectorStore
@@ -54,8 +61,10 @@ __all__ = [
     "TrainResult",
     "load_history",
     "offline_components",
+    "family_metadata",
     "replay",
     "train",
+    "train_family",
 ]
 
 Event = Order | CustomerEvent | Label
@@ -221,7 +230,7 @@ class TrainResult:
     """
 
     spec: PipelineSpec
-    learner: OnlineLearner
+    learner: OnlineLearner | FamilyLearner
     stats: ReplayStats
     split_ms: int | None
     progressive: dict[str, dict[str, float]]
@@ -232,6 +241,9 @@ class TrainResult:
     seconds: float
     version: str | None = None
     unmatched: int = 0
+    baseline: dict[str, float] | None = None
+    report: dict[str, Any] | None = None
+    published: int | None = None
 
     @property
     def ok(self) -> bool:
@@ -250,13 +262,16 @@ def train(
     batch_size: int = 2000,
     progress: Callable[[int], None] | None = None,
     source: str = "",
+    redis_client: Any | None = None,
+    key_prefix: str = "",
 ) -> TrainResult:
     """Replay ``events`` (sorted by event time) through the worker's components; evaluate; register.
 
     The version registered (when ``registry`` is given) is the next snapshot of ``spec.version``; its
     metadata holds the spec hash, the progressive and holdout metrics, and ``thresholds_missed``. It is
     registered whether or not thresholds are met (the caller decides what a miss means; the CLI exits 1);
-    the ``production`` alias is not moved.
+    the ``production`` alias is not moved. A family pipeline runs through :func:`train_family`
+    (``redis_client`` and ``key_prefix`` are for families: where their outputs go).
 
     Examples
     --------
@@ -271,6 +286,8 @@ def train(
     if not events:
         msg = f"{spec.name}: no events to train on"
         raise ConfigError(msg)
+    if spec.family is not None:
+        return train_family(spec, events, registry, batch_size, progress, source, redis_client, key_prefix)
     started = time.perf_counter()
     processor, joiner = offline_components([spec])
     slot = joiner.slots[0]
@@ -324,6 +341,107 @@ def train(
         "thresholds met" if result.ok else f"missed {sorted(missed)}",
     )
     return result
+
+
+def train_family(
+    spec: PipelineSpec,
+    events: Sequence[Event],
+    registry: Any | None = None,
+    batch_size: int = 2000,
+    progress: Callable[[int], None] | None = None,
+    source: str = "",
+    redis_client: Any | None = None,
+    key_prefix: str = "",
+) -> TrainResult:
+    """Replay ``events`` through a family learner in batches; evaluate (progressive); register; publish.
+
+    Examples
+    --------
+    >>> from streams.simulation.shop import ShopSimulator, ShopSimulatorConfig
+    >>> from streams.simulation.shop_events import shop_events
+    >>> shop = ShopSimulator(ShopSimulatorConfig(seed=1, products=40, customers=50, days=40, sessions=300,
+    ...                                          purchases=100, visits=300, demand_products=3))
+    >>> result = train(PipelineSpec.shipped("search_ranking"), shop_events(shop))
+    >>> result.learner.examples_learned > 0, sorted(result.baseline), result.evaluated_on
+    (True, ['ndcg_at_10'], 'progressive')
+    """
+    if batch_size < 1:
+        msg = f"batch_size={batch_size!r}; give a positive number of events per batch"
+        raise ConfigError(msg)
+    started = time.perf_counter()
+    learner = build_family(spec)
+    stats = ReplayStats()
+    for i in range(0, len(events), batch_size):
+        chunk = events[i : i + batch_size]
+        learner.learn_batch(chunk)
+        stats.events += len(chunk)
+        stats.stream_batches += 1
+        if progress is not None:
+            progress(len(chunk))
+    learner.close()
+    progressive = learner.metric_values()
+    result = TrainResult(
+        spec=spec,
+        learner=learner,
+        stats=stats,
+        split_ms=None,
+        progressive=progressive,
+        holdout=None,
+        holdout_examples=0,
+        missed=learner.metrics.missed_thresholds(dict(spec.evaluation.threshold)),
+        evaluated_on="progressive",
+        seconds=time.perf_counter() - started,
+        baseline=learner.baseline_values(),
+        report=learner.report(),
+    )
+    if redis_client is not None:
+        result.published = learner.publish(redis_client, key_prefix)
+    if registry is not None:
+        version: str = registry.next_snapshot_version(spec.name, spec.version)
+        parent, learner.version = learner.version, version
+        meta = family_metadata(learner, parent)
+        meta.update(
+            {
+                "trained_by": "hanzo-ml train",
+                "history": {"source": source, "events": stats.events},
+                "evaluated_on": "progressive",
+                "thresholds": dict(spec.evaluation.threshold),
+                "thresholds_missed": {
+                    k: {"value": v if math.isfinite(v) else None, "threshold": t}
+                    for k, (v, t) in result.missed.items()
+                },
+            }
+        )
+        registry.register(learner, spec.name, version, meta)
+        result.version = version
+    logger.info(
+        "%s: trained on %d events (%d examples) in %.1fs; %s",
+        spec.name,
+        stats.events,
+        learner.examples_learned,
+        result.seconds,
+        "thresholds met" if result.ok else f"missed {sorted(result.missed)}",
+    )
+    return result
+
+
+def family_metadata(learner: FamilyLearner, parent: str | None) -> dict[str, Any]:
+    """Metadata stored with a family learner's version (the worker's snapshots use it too)."""
+    return {
+        "time": datetime.now(UTC).isoformat(),
+        "family": learner.family,
+        "spec_hash": learner.spec_hash,
+        "features": list(learner.spec.data.features),
+        "metrics": {k: _finite(v) for k, v in learner.metric_values().items()},
+        "baseline": _finite(learner.baseline_values()),
+        "report": {
+            k: (None if isinstance(v, float) and not math.isfinite(v) else v)
+            for k, v in learner.report().items()
+        },
+        "examples_learned": learner.examples_learned,
+        "offsets": dict(learner.offsets),
+        "parent_version": parent,
+    }
 
 
 def _register(result: TrainResult, registry: Any, slot: Any, source: str) -> str:

@@ -11,9 +11,14 @@ and writes what a shop reads to Redis (keys in :mod:`learners.families.keys`):
   ``price:{product}``; baselines best fixed price in hindsight and random prices; cumulative revenue.
 - :mod:`learners.families.ranking` -- :class:`SearchRanker` (a River classifier of clicks),
   ``rank:{query}``; baseline :class:`PopularityRanker`; NDCG@10.
+
+:mod:`learners.families.streaming` runs them on the order and event stream from a pipeline spec
+(:func:`build_family`), for ``hanzo-ml train`` and the worker (``streams.family_agent``); the shop's event
+conventions are in :mod:`learners.families.events`.
 """
 
 from learners.families.demand import DemandForecaster, DemandScore, evaluate_demand, seasonal_naive
+from learners.families.events import price_visit, search_event, search_properties
 from learners.families.keys import family_key, write_json
 from learners.families.pricing import PriceOptimizer, PriceScore, evaluate_pricing
 from learners.families.ranking import (
@@ -25,25 +30,42 @@ from learners.families.ranking import (
     ndcg_at_k,
 )
 from learners.families.reco import PopularityRecommender, Recommender, RecoScore, evaluate_reco
+from learners.families.streaming import (
+    DemandLearner,
+    FamilyLearner,
+    PricingLearner,
+    RankingLearner,
+    RecoLearner,
+    build_family,
+)
 
 __all__ = [
     "DemandForecaster",
+    "DemandLearner",
     "DemandScore",
+    "FamilyLearner",
     "PopularityRanker",
     "PopularityRecommender",
     "PriceOptimizer",
     "PriceScore",
+    "PricingLearner",
     "ProductInfo",
     "RankScore",
+    "RankingLearner",
+    "RecoLearner",
     "RecoScore",
     "Recommender",
     "SearchRanker",
+    "build_family",
     "evaluate_demand",
     "evaluate_pricing",
     "evaluate_ranking",
     "evaluate_reco",
     "family_key",
     "ndcg_at_k",
+    "price_visit",
+    "search_event",
+    "search_properties",
     "seasonal_naive",
     "write_json",
 ]

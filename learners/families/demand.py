@@ -51,6 +51,9 @@ class DemandForecaster:
         Learning rate of the SGD linear regression SNARIMAX fits on its lags.
     intercept_lr
         Learning rate of that regression's intercept.
+    model
+        A River forecaster to clone for each product instead (e.g. the one a pipeline spec's ``model``
+        section builds); the orders and learning rates above are then not used.
 
     Examples
     --------
@@ -75,15 +78,17 @@ class DemandForecaster:
         sq: int = 0,
         lr: float = 0.01,
         intercept_lr: float = 0.1,
+        model: Any | None = None,
     ) -> None:
         self.horizon = horizon
         self.p, self.d, self.q, self.m, self.sp, self.sd, self.sq = p, d, q, m, sp, sd, sq
         self.lr = lr
         self.intercept_lr = intercept_lr
+        self.model = model
         self._reset()
 
     def _reset(self) -> None:
-        self._models: dict[str, time_series.SNARIMAX] = {}
+        self._models: dict[str, Any] = {}
         self._seen: dict[str, int] = {}
 
     @classmethod
@@ -91,7 +96,9 @@ class DemandForecaster:
         """Build from a pipeline's ``model.hyperparameters`` (SNARIMAX orders, ``lr``, ``intercept_lr``)."""
         return cls(horizon=horizon, **dict(hyperparameters))
 
-    def _new(self) -> time_series.SNARIMAX:
+    def _new(self) -> Any:
+        if self.model is not None:
+            return self.model.clone()
         regressor = preprocessing.StandardScaler() | linear_model.LinearRegression(
             optimizer=optim.SGD(self.lr), intercept_lr=self.intercept_lr
         )

@@ -119,7 +119,8 @@ class SearchRanker:
     Parameters
     ----------
     catalog
-        ``{product_id: ProductInfo}``.
+        ``{product_id: ProductInfo}`` known from the start; :meth:`add_products` adds or updates products
+        as the stream describes them (a search event lists what it shows).
     model
         A River classifier (default ``StandardScaler | LogisticRegression(SGD(0.02))``; the pipeline
         ``search_ranking`` builds it with ``learners.factory.build_model``).
@@ -148,16 +149,31 @@ class SearchRanker:
                 preprocessing.StandardScaler(), linear_model.LogisticRegression(optimizer=optim.SGD(0.02))
             )
         )
-        by_cat: dict[str, list[float]] = {}
-        for info in self.catalog.values():
-            by_cat.setdefault(info.category, []).append(info.price)
-        self._median = {c: median(prices) for c, prices in by_cat.items()}
+        self._catalog: dict[str, ProductInfo] = dict(self.catalog)
+        self._median: dict[str, float] = {}
+        self._update_medians({info.category for info in self._catalog.values()})
         self.behaviour = _Behaviour()
         self._queries: dict[str, set[str]] = {}
 
+    def _update_medians(self, categories: Iterable[str]) -> None:
+        for c in set(categories):
+            self._median[c] = median(i.price for i in self._catalog.values() if i.category == c)
+
+    def add_products(self, products: Mapping[str, ProductInfo]) -> None:
+        """Add (or update) products of the catalogue; their categories' median prices follow."""
+        changed = {info.category for pid, info in products.items() if self._catalog.get(pid) != info}
+        changed |= {self._catalog[pid].category for pid in products if pid in self._catalog}
+        if changed:
+            self._catalog.update(products)
+            self._update_medians(changed)
+
+    def knows(self, product: str) -> bool:
+        """Whether ``product`` is in the catalogue."""
+        return product in self._catalog
+
     def features(self, query: str, product: str) -> dict[str, float]:
         """The model's features of ``(query, product)``."""
-        info = self.catalog[product]
+        info = self._catalog[product]
         return ranking_features(query, product, info, self._median[info.category], self.behaviour)
 
     def score(self, query: str, product: str) -> float:
@@ -180,9 +196,17 @@ class SearchRanker:
         self.behaviour.add(query, shown, clicked | bought, bought)
         self._queries.setdefault(query, set()).update(shown)
 
-    def publish(self, client: Any, prefix: str = "", top: int = 20, ttl_s: int = 86_400) -> int:
-        """Write ``{prefix}rank:{query}`` (JSON list of the ``top`` product ids) for every query seen."""
-        items = ((family_key("rank", q, prefix), self.rank(q, c)[:top]) for q, c in self._queries.items())
+    def publish(
+        self,
+        client: Any,
+        prefix: str = "",
+        top: int = 20,
+        ttl_s: int = 86_400,
+        queries: Iterable[str] | None = None,
+    ) -> int:
+        """Write ``{prefix}rank:{query}`` (JSON list of the ``top`` product ids) for ``queries`` (or all)."""
+        who = self._queries if queries is None else [q for q in queries if q in self._queries]
+        items = ((family_key("rank", q, prefix), self.rank(q, self._queries[q])[:top]) for q in who)
         return write_json(client, items, ttl_s)
 
 

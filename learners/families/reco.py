@@ -16,6 +16,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+import numpy as np
 from river import optim, reco
 
 from learners.families.keys import family_key, write_json
@@ -76,6 +77,9 @@ class Recommender:
         Target by interaction kind (kinds not listed are ignored).
     seed
         Seed of the factor initialisation and of the negative sampling.
+    model
+        A River recommender to learn instead of the BiasedMF above (e.g. the one a pipeline spec's
+        ``model`` section builds; it is cloned); ``n_factors``, ``lr`` and ``l2`` are then not used.
 
     Examples
     --------
@@ -95,6 +99,7 @@ class Recommender:
         negatives: int = 4,
         targets: Mapping[str, float] | None = None,
         seed: int = 42,
+        model: Any | None = None,
     ) -> None:
         self.k = k
         self.n_factors = n_factors
@@ -103,10 +108,22 @@ class Recommender:
         self.negatives = negatives
         self.targets = targets
         self.seed = seed
+        self.model = model
         self._reset()
 
     def _reset(self) -> None:
-        self.model = reco.BiasedMF(
+        if self.model is not None:
+            self._mf = self.model.clone()
+        else:
+            self._mf = self._default_model()
+        self._targets = dict(self.targets if self.targets is not None else DEFAULT_TARGETS)
+        self._rng = random.Random(self.seed)
+        self._items: list[str] = []
+        self._known: set[str] = set()
+        self._customers: set[str] = set()
+
+    def _default_model(self) -> Any:
+        return reco.BiasedMF(
             n_factors=self.n_factors,
             bias_optimizer=optim.SGD(self.lr),
             latent_optimizer=optim.SGD(self.lr),
@@ -116,11 +133,6 @@ class Recommender:
             latent_initializer=optim.initializers.Normal(mu=0.0, sigma=0.1, seed=self.seed),
             seed=self.seed,
         )
-        self._targets = dict(self.targets if self.targets is not None else DEFAULT_TARGETS)
-        self._rng = random.Random(self.seed)
-        self._items: list[str] = []
-        self._known: set[str] = set()
-        self._customers: set[str] = set()
 
     def learn(self, customer_id: str, product_id: str, kind: str) -> None:
         """Learn one interaction (and ``negatives`` sampled non-interactions)."""
@@ -131,15 +143,23 @@ class Recommender:
             self._known.add(product_id)
             self._items.append(product_id)
         self._customers.add(customer_id)
-        self.model.learn_one(customer_id, product_id, target)
+        self._mf.learn_one(customer_id, product_id, target)
         for _ in range(self.negatives):
             other = self._items[int(self._rng.random() * len(self._items))]
             if other != product_id:
-                self.model.learn_one(customer_id, other, 0.0)
+                self._mf.learn_one(customer_id, other, 0.0)
 
     def scores(self, customer_id: str) -> dict[str, float]:
         """The model's score of every known product for ``customer_id``."""
-        predict = self.model.predict_one
+        mf = self._mf
+        if isinstance(mf, reco.BiasedMF) and self._items:
+            # predict_one for every item at once (the same sums, vectorised)
+            user = mf.global_mean.get() + mf.u_biases[customer_id]
+            latents = np.array([mf.i_latents[p] for p in self._items])
+            biases = np.array([mf.i_biases[p] for p in self._items])
+            values = user + biases + latents @ mf.u_latents[customer_id]
+            return dict(zip(self._items, values.tolist(), strict=True))
+        predict = mf.predict_one
         return {p: float(predict(customer_id, p)) for p in self._items}
 
     def recommend(self, customer_id: str, k: int | None = None) -> list[str]:

@@ -97,6 +97,8 @@ class ShopSimulatorConfig(BaseModel):
         The price multipliers (of the list price) a pricing policy may choose from.
     start_time_ms
         Event time of day 0 (epoch milliseconds).
+    id_prefix
+        Prefix of product and customer ids (default ``shop<seed>``, apart from the order stream's ids).
 
     Examples
     --------
@@ -121,6 +123,7 @@ class ShopSimulatorConfig(BaseModel):
     experiment_products: int = Field(20, ge=1)
     price_points: tuple[float, ...] = Field((0.6, 0.75, 0.9, 1.0, 1.15, 1.3, 1.5), min_length=2)
     start_time_ms: int = DEFAULT_START_TIME_MS
+    id_prefix: str | None = Field(None, min_length=1, max_length=32, pattern=r"^[A-Za-z0-9_]+$")
 
 
 @dataclass(frozen=True, slots=True)
@@ -212,7 +215,8 @@ class ShopSimulator:
     def _reset(self) -> None:
         cfg = self.config
         rng = random.Random(cfg.seed)
-        prefix = f"s{cfg.seed}"
+        prefix = cfg.id_prefix or f"shop{cfg.seed}"
+        self.prefix = prefix
         self.catalog = Catalog(cfg.products, rng, prefix)
         self.categories = tuple(c.name for c in CATEGORIES)
         medians = {c.name: c.median_price for c in CATEGORIES}
@@ -249,10 +253,12 @@ class ShopSimulator:
             f"{c.replace('_', ' ')} {w}": c for c in self.categories for w in SEARCH_WORDS
         }
         self.population = Population()
+        self.customers: dict[str, Customer] = {}
         self._taste: dict[str, tuple[float, ...]] = {}
         for i in range(cfg.customers):
             c = self.population.new_customer(rng, f"{prefix}-c{i:07d}", cfg.start_time_ms, churn_per_day=0.0)
             self.population.add(c)
+            self.customers[c.customer_id] = c
             self._taste[c.customer_id] = tuple(rng.gauss(0.0, 1.0) for _ in range(_N_TASTE))
         self.segment_names = tuple(s.name for s in SEGMENTS)
 
@@ -319,7 +325,7 @@ class ShopSimulator:
                     clicks.add(pid)
                     if rng.random() < 0.5 * _sigmoid(rel - 1.0):
                         buys.add(pid)
-            sid = f"s{cfg.seed}-q{i:07d}"
+            sid = f"{self.prefix}-q{i:07d}"
             yield SearchSession(sid, c.customer_id, t, query, shown, frozenset(clicks), frozenset(buys))
 
     # ------------------------------------------------------------------ shopping

@@ -48,3 +48,34 @@ def test_every_family_publishes_its_keys(redis_client: redis.Redis, key_prefix: 
     ranker.learn("books cheap", ["a", "b"], clicks={"a"})
     assert ranker.publish(redis_client, key_prefix) == 1
     assert sorted(json.loads(redis_client.get(f"{key_prefix}rank:books cheap"))) == ["a", "b"]
+
+
+def test_train_writes_each_familys_outputs_to_redis(redis_client: redis.Redis, key_prefix: str) -> None:
+    from config.pipeline import PipelineSpec
+    from learners.train import train
+    from streams.simulation.shop import ShopSimulator, ShopSimulatorConfig
+    from streams.simulation.shop_events import shop_events
+
+    shop = ShopSimulator(
+        ShopSimulatorConfig(
+            seed=2,
+            products=40,
+            customers=60,
+            days=10,
+            demand_products=2,
+            sessions=100,
+            purchases=100,
+            visits=300,
+        )
+    )
+    history = shop_events(shop)
+    for name, kind in [
+        ("demand_forecasting", "forecast"),
+        ("recommendations", "reco"),
+        ("price_optimization", "price"),
+        ("search_ranking", "rank"),
+    ]:
+        result = train(PipelineSpec.shipped(name), history, redis_client=redis_client, key_prefix=key_prefix)
+        keys = list(redis_client.scan_iter(match=f"{key_prefix}{kind}:*", count=1000))
+        assert result.published == len(keys) > 0, name
+        assert json.loads(redis_client.get(keys[0]))  # a non-empty JSON value

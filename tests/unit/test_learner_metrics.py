@@ -12,6 +12,7 @@ from river import datasets, linear_model, metrics, preprocessing, utils
 from config.errors import ConfigError
 from learners.metrics import (
     CLASSIFICATION_METRICS,
+    FAMILY_METRICS,
     METRICS,
     REGRESSION_METRICS,
     MetricSet,
@@ -177,7 +178,7 @@ def test_missed_thresholds() -> None:
 
 def test_metric_info_table() -> None:
     assert metric_info("auc").make().n_thresholds == 20
-    assert set(CLASSIFICATION_METRICS) | set(REGRESSION_METRICS) == set(METRICS)
+    assert set(CLASSIFICATION_METRICS) | set(REGRESSION_METRICS) | set(FAMILY_METRICS) == set(METRICS)
     assert set(METRICS) == {
         "auc",
         "precision",
@@ -189,4 +190,7 @@ def test_metric_info_table() -> None:
         "rmse",
         "r2",
         "mape",
+        "hit_rate_at_10",
+        "mean_reward",
+        "cumulative_revenue",
     }

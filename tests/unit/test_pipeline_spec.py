@@ -320,8 +320,104 @@ def test_spec_is_frozen_and_input_not_mutated() -> None:
         spec.training.split = 0.5  # type: ignore[misc]
 
 
+SIX = {
+    "fraud_detection": (None, "classification", "score:{model}:{subject}"),
+    "churn_prediction": (None, "classification", "score:{model}:{subject}"),
+    "demand_forecasting": ("demand", "forecasting", "forecast:{subject}"),
+    "recommendations": ("reco", "recommendation", "reco:{subject}"),
+    "price_optimization": ("pricing", "bandit", "price:{subject}"),
+    "search_ranking": ("ranking", "classification", "rank:{subject}"),
+}
+
+
 def test_every_shipped_pipeline_loads():
     names = shipped_names()
-    assert {"fraud_detection", "churn_prediction", "search_ranking"} <= set(names)
+    assert set(names) == set(SIX)
+    assert not (SHIPPED / "drafts").exists()
     for name in names:
-        assert PipelineSpec.shipped(name).name == name
+        spec = PipelineSpec.from_yaml(SHIPPED / f"{name}.yaml")
+        assert spec.name == name
+        assert (spec.family, spec.model.task, spec.scoring.output_key) == SIX[name]
+        assert spec.evaluation.threshold, f"{name} has no evaluation threshold"
+
+
+def family(name: str) -> dict[str, Any]:
+    return copy.deepcopy(PipelineSpec.shipped(name).model_dump())
+
+
+def test_family_model_sections() -> None:
+    demand = PipelineSpec.shipped("demand_forecasting")
+    assert demand.model.horizon_days == 7 and demand.evaluation.metrics == ("mae", "rmse")
+    pricing = PipelineSpec.shipped("price_optimization")
+    assert pricing.model.arms == (0.6, 0.75, 0.9, 1.0, 1.15, 1.3, 1.5) and pricing.model.policy == "ucb"
+    reco = PipelineSpec.shipped("recommendations")
+    assert reco.model.top_k == 10 and reco.model.targets == {"purchase": 1.0, "add_to_cart": 0.7, "view": 0.4}
+    # the task, the metrics and the key follow from the type when they are left out
+    data = family("demand_forecasting")
+    data["model"] = {"type": "snarimax", "hyperparameters": {"p": 1, "d": 0, "q": 0}}
+    del data["evaluation"]
+    data["scoring"] = {}
+    spec = PipelineSpec.from_dict(data)
+    assert (spec.model.task, spec.evaluation.metrics, spec.scoring.output_key) == (
+        "forecasting",
+        ("mae",),
+        "forecast:{subject}",
+    )
+
+
+@pytest.mark.parametrize(
+    ("name", "path", "value", "expected"),
+    [
+        ("demand_forecasting", ("model", "arms"), [0.9, 1.1], "model: arms is a setting of bandit models"),
+        ("price_optimization", ("model", "arms"), None, "model: arms: a bandit model needs its arms"),
+        ("price_optimization", ("model", "arms"), [1.0, 1.0], "at least two distinct price multipliers"),
+        (
+            "price_optimization",
+            ("model", "policy"),
+            "greedy",
+            "model.policy: 'greedy' is not allowed; allowed: ucb",
+        ),
+        ("recommendations", ("model", "targets"), {"purchased": 1.0}, "did you mean 'purchase'?"),
+        (
+            "recommendations",
+            ("evaluation",),
+            {"metrics": ["auc"]},
+            "cannot evaluate a recommendation model; use: hit",
+        ),
+        ("recommendations", ("evaluation", "threshold"), {"hit_rate_at_10": 2}, "outside [0, 1]"),
+        ("demand_forecasting", ("evaluation",), {"metrics": ["hit_rate_at_10"]}, "use: mae, rmse"),
+        ("demand_forecasting", ("scoring", "output_key"), "score:{subject}", "writes 'forecast:{subject}'"),
+        ("search_ranking", ("training", "validation"), "time_based", "set validation: progressive"),
+        ("demand_forecasting", ("model", "hyperparameters"), {"p": 0, "d": 0}, "needs hyperparameter(s) q"),
+        ("price_optimization", ("model", "hyperparameters"), {"burn_in": 5}, "allowed: alpha, beta, seed"),
+        ("price_optimization", ("model", "type"), "river.bandit.EpsilonGreedy", "use type linucb"),
+    ],
+)
+def test_family_errors_name_the_field_and_the_fix(
+    name: str, path: tuple[str, ...], value: Any, expected: str
+):
+    data = family(name)
+    section = data
+    for part in path[:-1]:
+        section = section[part]
+    section[path[-1]] = value
+    assert expected in load_error(data, source=f"{name}.yaml")
+
+
+def test_rollback_needs_an_evaluation_threshold(tmp_path: Path) -> None:
+    data = seed()
+    data["evaluation"].pop("threshold")
+    data["monitoring"] = {"drift_response": "rollback"}
+    path = tmp_path / "churn_prediction.yaml"
+    path.write_text(yaml.safe_dump(data))
+    with pytest.raises(ConfigError) as info:
+        PipelineSpec.from_yaml(path)
+    message = str(info.value)
+    assert "churn_prediction.yaml: monitoring.drift_response: 'rollback'" in message
+    assert "evaluation.threshold, which is empty" in message
+    assert "threshold: {auc: 0.8}" in message  # the fix
+    data["evaluation"]["threshold"] = {"auc": 0.8}
+    assert PipelineSpec.from_dict(data).monitoring.drift_response == "rollback"
+    data["evaluation"]["threshold"] = {}
+    data["monitoring"] = {"drift_response": "challenger"}
+    assert PipelineSpec.from_dict(data).evaluation.threshold == {}
