@@ -9,6 +9,16 @@ With a :class:`StateGuard` (the worker passes a :class:`streams.rebuild.EpochMar
 before each batch whether the state its batches build was lost (Redis came back empty); if so it seeks
 every assigned partition back to the beginning, commits those offsets (a crash during the replay resumes
 it), renews the guard and replays the topics through the same handler.
+
+With a :class:`~streams.broker_epoch.LogLedger` and :class:`BrokerHooks`, it also survives the broker going
+away: a watcher probes the broker's metadata every ``probe_interval_s`` and reports loss and return
+(``/health`` degraded, ``hanzo_broker_errors_total``); polls and commits that fail are counted and retried.
+After each batch the ledger records the next offset per partition (before the commit). When the broker
+answers again, and at every partition assignment, the consumer recreates its topics and compares the
+ledger with the broker (:func:`streams.broker_epoch.log_went_back`): a broker that came back empty
+(Tansu keeps topics in memory) starts a new broker epoch: the fences of the old logs are cleared, every
+assigned partition is read from the beginning of the new log, and ``BrokerHooks.new_epoch`` tells the
+learner. A persistent broker keeps its logs and the group's offsets, so the consumer resumes from them.
 """
 
 from __future__ import annotations
@@ -22,7 +32,10 @@ from typing import Any, Protocol
 
 from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
 from aiokafka.abc import ConsumerRebalanceListener
+from aiokafka.errors import KafkaError
 from mode import Service
+
+from streams.broker_epoch import BrokerHooks, LogLedger, log_went_back, tp_key
 
 logger = logging.getLogger(__name__)
 
@@ -51,6 +64,8 @@ class ConsumerOptions:
     session_timeout_s: float = 6.0
     auto_offset_reset: str = "earliest"
     client_kwargs: Mapping[str, Any] = field(default_factory=dict)  # TLS / SASL (streams.security)
+    probe_interval_s: float = 1.0  # how often the broker's metadata is probed
+    request_timeout_s: float = 10.0  # most time one offsets / metadata call may take
 
 
 class _CommitOnRevoke(ConsumerRebalanceListener):  # type: ignore[misc]
@@ -64,6 +79,8 @@ class _CommitOnRevoke(ConsumerRebalanceListener):  # type: ignore[misc]
 
     async def on_partitions_assigned(self, assigned: list[TopicPartition]) -> None:
         logger.info("partitions assigned: %s", sorted(f"{tp.topic}/{tp.partition}" for tp in assigned))
+        # the group may have been re-formed by a broker that lost everything: check before the next batch
+        self.owner.check_pending = True
 
 
 class BatchConsumer(Service):
@@ -79,12 +96,22 @@ class BatchConsumer(Service):
         handler: BatchHandler,
         guard: StateGuard | None = None,
         on_rewind: Callable[[], None] | None = None,
+        ledger: LogLedger | None = None,
+        hooks: BrokerHooks | None = None,
         **kwargs: object,
     ) -> None:
         self.options = options
         self.handler = handler
         self.guard = guard
         self.on_rewind = on_rewind
+        self.ledger = ledger
+        self.hooks = hooks or BrokerHooks()
+        self.broker_ok = True
+        self.check_pending = ledger is not None  # compare the ledger with the broker before a batch
+        # the broker was unreachable and came back: only then can missing group offsets mean a lost log (a
+        # rebalance can hand over a partition whose ledger entry is newer than its first commit)
+        self.outage_seen = False
+        self.epochs = 0  # new broker epochs started by this consumer
         self.batch_lock = asyncio.Lock()
         self.consumer: AIOKafkaConsumer | None = None
         self.batches = 0
@@ -96,8 +123,14 @@ class BatchConsumer(Service):
 
     async def on_start(self) -> None:
         """Create and start the Kafka consumer (mode calls this)."""
+        self.consumer = self.make_consumer()
+        self.consumer.subscribe(list(self.options.topics), listener=_CommitOnRevoke(self))
+        await self.consumer.start()
+
+    def make_consumer(self) -> AIOKafkaConsumer:
+        """The (unstarted) group consumer, with the TLS / SASL options (create it in an event loop)."""
         o = self.options
-        self.consumer = AIOKafkaConsumer(
+        return AIOKafkaConsumer(
             bootstrap_servers=o.bootstrap,
             group_id=o.group_id,
             enable_auto_commit=False,
@@ -108,12 +141,11 @@ class BatchConsumer(Service):
             fetch_max_wait_ms=o.batch_timeout_ms,
             **o.client_kwargs,
         )
-        self.consumer.subscribe(list(o.topics), listener=_CommitOnRevoke(self))
-        await self.consumer.start()
 
     async def on_started(self) -> None:
-        """Start the consume loop."""
+        """Start the consume loop and the broker watcher."""
         self.add_future(self._consume())
+        self.add_future(self._watch())
 
     async def on_stop(self) -> None:
         """Stop consuming after the batch in flight."""
@@ -126,10 +158,26 @@ class BatchConsumer(Service):
         consumer = self.consumer
         backoff = 0.1
         while not self.should_stop:
-            batches = await consumer.getmany(
-                timeout_ms=self.options.batch_timeout_ms, max_records=self.options.batch_max
-            )
+            try:
+                batches = await consumer.getmany(
+                    timeout_ms=self.options.batch_timeout_ms, max_records=self.options.batch_max
+                )
+            except KafkaError:
+                self._broker_error("poll")
+                logger.warning("poll failed; retrying after %.1fs", backoff, exc_info=True)
+                await asyncio.sleep(backoff)
+                backoff = min(backoff * 2, 5.0)
+                continue
             records = [r for rs in batches.values() for r in rs]
+            if self.check_pending and self.ledger is not None:
+                async with self.batch_lock:
+                    checked = await self._check_log(batches)
+                if checked is None:  # the broker did not answer: keep the batch for later
+                    await asyncio.sleep(backoff)
+                    backoff = min(backoff * 2, 5.0)
+                    continue
+                if checked:  # a new broker epoch: the batch came from a stale position
+                    continue
             if not records:
                 self.last_poll = time.time()
                 continue
@@ -139,21 +187,152 @@ class BatchConsumer(Service):
                         await self._rewind()
                         continue
                     await self.handler(records)
+                    if self.ledger is not None:
+                        self.ledger.record(
+                            {tp_key(tp.topic, tp.partition): rs[-1].offset + 1 for tp, rs in batches.items()}
+                        )
                 except asyncio.CancelledError:
                     raise
                 except Exception:
                     self.failures += 1
                     logger.exception("batch of %d failed; retrying after %.1fs", len(records), backoff)
-                    for tp, rs in batches.items():
-                        consumer.seek(tp, rs[0].offset)
+                    self._seek_back(batches)
                     await asyncio.sleep(backoff)
                     backoff = min(backoff * 2, 5.0)
                     continue
                 backoff = 0.1
-                await consumer.commit({tp: rs[-1].offset + 1 for tp, rs in batches.items()})
                 self.batches += 1
                 self.events += len(records)
                 self.last_poll = time.time()
+                try:
+                    await consumer.commit({tp: rs[-1].offset + 1 for tp, rs in batches.items()})
+                except KafkaError as exc:
+                    # the effects are durable and idempotent: a re-delivery of this batch changes nothing
+                    self._broker_error("commit")
+                    logger.warning(
+                        "commit failed (%s: %s); the batch may be re-delivered", type(exc).__name__, exc
+                    )
+
+    def _seek_back(self, batches: Mapping[TopicPartition, Sequence[ConsumerRecord]]) -> None:
+        assert self.consumer is not None
+        for tp, rs in batches.items():
+            try:
+                self.consumer.seek(tp, rs[0].offset)
+            except Exception:  # the partition was revoked meanwhile; its new owner reads it
+                logger.debug("seek %s failed", tp, exc_info=True)
+
+    def _broker_error(self, op: str) -> None:
+        if self.hooks.error is not None:
+            self.hooks.error(op)
+
+    def _set_broker(self, ok: bool) -> None:
+        if ok != self.broker_ok:
+            logger.warning("the broker at %s is %s", self.options.bootstrap, "back" if ok else "unreachable")
+        self.broker_ok = ok
+        if self.hooks.state is not None:
+            self.hooks.state(ok)
+
+    async def _watch(self) -> None:
+        """Probe the broker's metadata; on its return, recreate the topics and check the logs."""
+        assert self.consumer is not None
+        o = self.options
+        while not self.should_stop:
+            await asyncio.sleep(o.probe_interval_s)
+            try:
+                await asyncio.wait_for(self.consumer.topics(), o.request_timeout_s)
+            except (KafkaError, OSError, TimeoutError):
+                self._broker_error("metadata")
+                if self.broker_ok:
+                    self._set_broker(False)
+                continue
+            if not self.broker_ok:
+                self._set_broker(True)
+                self.check_pending = self.ledger is not None
+                self.outage_seen = True
+                try:
+                    if self.hooks.recreate is not None:
+                        await self.hooks.recreate()
+                    if self.hooks.back is not None:
+                        await self.hooks.back()
+                except Exception:
+                    self._broker_error("recreate")
+                    logger.warning("recreating the topics failed; retrying", exc_info=True)
+                    self._set_broker(False)
+
+    async def _check_log(self, batches: Mapping[TopicPartition, Sequence[ConsumerRecord]]) -> bool | None:
+        """Compare the ledger with the broker; start a new broker epoch when a log went backwards.
+
+        Returns True when an epoch started (``batches`` is dropped), False when the logs are intact,
+        None when the broker did not answer (``batches`` is sought back, the check stays pending).
+        """
+        assert self.consumer is not None and self.ledger is not None
+        consumer = self.consumer
+        topics = set(self.options.topics)
+        try:
+            recorded = {k: v for k, v in self.ledger.recorded().items() if k.rsplit("/", 1)[0] in topics}
+            tps, gone = {}, {}
+            for key in recorded:
+                topic, part = key.rsplit("/", 1)
+                parts = consumer.partitions_for_topic(topic)
+                if parts is None:  # no metadata for the topic yet: judge it at the next check
+                    self._seek_back(batches)
+                    return None
+                if int(part) in parts:
+                    tps[key] = TopicPartition(topic, int(part))
+                else:
+                    gone[key] = 0  # the partition no longer exists: its log is empty
+            async with asyncio.timeout(self.options.request_timeout_s):
+                found = await consumer.end_offsets(list(tps.values())) if tps else {}
+                committed = (
+                    {key: await consumer.committed(tp) for key, tp in tps.items()} if self.outage_seen else {}
+                )
+            ends = {**gone, **{k: found[tp] for k, tp in tps.items()}}
+        except (KafkaError, OSError, TimeoutError):
+            self._broker_error("offsets")
+            logger.warning("could not compare the offsets with the broker; retrying", exc_info=True)
+            self._seek_back(batches)
+            return None
+        except Exception:  # Redis: the guard and the handler report it; check again later
+            logger.warning("could not read the offset ledger; retrying", exc_info=True)
+            self._seek_back(batches)
+            return None
+        stale = log_went_back(recorded, ends, committed)
+        self.check_pending = self.outage_seen = False
+        if not stale:
+            return False
+        await self._new_epoch(stale, recorded, ends)
+        return True
+
+    async def _new_epoch(
+        self, stale: list[str], recorded: Mapping[str, int], ends: Mapping[str, int]
+    ) -> None:
+        assert self.consumer is not None and self.ledger is not None
+        logger.warning(
+            "the broker's logs went backwards (processed -> end: %s): starting a new broker epoch",
+            ", ".join(f"{k} {recorded[k]}->{ends[k]}" for k in stale),
+        )
+        await asyncio.to_thread(self.ledger.new_epoch, self.options.topics)
+        tps = sorted(self.consumer.assignment())
+        starts = await self.consumer.beginning_offsets(tps) if tps else {}
+        for tp in tps:
+            self.consumer.seek(tp, starts[tp])
+        if starts:
+            try:
+                await self.consumer.commit(dict(starts))
+            except KafkaError:
+                self._broker_error("commit")
+        self.epochs += 1
+        for attempt in range(10):  # the learner must rewind too, or it skips the new labels
+            try:
+                if self.hooks.new_epoch is not None:
+                    await self.hooks.new_epoch()
+                break
+            except Exception:
+                self._broker_error("offsets")
+                logger.warning(
+                    "new broker epoch: the learner did not rewind (try %d)", attempt + 1, exc_info=True
+                )
+                await asyncio.sleep(min(0.5 * 2**attempt, 5.0))
 
     async def _rewind(self) -> None:
         """Seek every assigned partition to its beginning and commit there, then renew the guard."""

@@ -20,7 +20,7 @@ import signal
 import socket
 import subprocess
 import time
-from collections.abc import Callable, Coroutine
+from collections.abc import Callable, Coroutine, Mapping
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Literal
@@ -352,8 +352,10 @@ def _run(make: Callable[[], Coroutine[Any, Any, None]]) -> None:
         pool.submit(asyncio.run, make()).result()
 
 
-async def _kafka_metadata(bootstrap: str, timeout: float) -> None:
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, request_timeout_ms=max(100, int(timeout * 1000)))
+async def _kafka_metadata(bootstrap: str, timeout: float, client_kwargs: Mapping[str, Any]) -> None:
+    admin = AIOKafkaAdminClient(
+        bootstrap_servers=bootstrap, request_timeout_ms=max(100, int(timeout * 1000)), **client_kwargs
+    )
     try:
         async with asyncio.timeout(timeout):
             await admin.start()
@@ -362,14 +364,16 @@ async def _kafka_metadata(bootstrap: str, timeout: float) -> None:
         await admin.close()
 
 
-def check_kafka(bootstrap: str, timeout: float = 5.0) -> None:
+def check_kafka(bootstrap: str, timeout: float = 5.0, client_kwargs: Mapping[str, Any] | None = None) -> None:
     """Raise ServiceUnavailableError unless a Kafka broker at ``bootstrap`` answers a metadata request.
 
     Blocking: called from a running event loop it runs the request in a helper thread and blocks that loop
-    for at most ``timeout`` seconds, so call it at start-up, not on a hot path.
+    for at most ``timeout`` seconds, so call it at start-up, not on a hot path. ``client_kwargs`` are the
+    TLS / SASL options (:func:`streams.security.kafka_client_kwargs`).
     """
+    kw = dict(client_kwargs or {})
     try:
-        _run(lambda: _kafka_metadata(bootstrap, timeout))
+        _run(lambda: _kafka_metadata(bootstrap, timeout, kw))
     except (KafkaError, OSError, TimeoutError) as exc:
         msg = (
             f"no Kafka broker answered at {bootstrap} within {timeout}s ({_describe(exc)}); "
@@ -481,7 +485,9 @@ def _plan(
     if given:
         _refuse_running(old, env_address, state_path(settings))
         if name == "kafka":
-            check_kafka(given)
+            from streams.security import kafka_client_kwargs, security_from
+
+            check_kafka(given, client_kwargs=kafka_client_kwargs(security_from(settings)))
         else:
             check_redis(given, password=_password(settings))
         return ServiceState(
@@ -616,12 +622,14 @@ def _log_lines(state: StackState) -> list[str]:
 def _cmd_up(args: argparse.Namespace, settings: Settings) -> int:
     from rich.console import Console
 
+    from streams.security import kafka_client_kwargs, security_from
     from streams.topics import ensure_topics, topic_map
 
     state = up(settings)
     if state.kafka.started and not args.no_topics:
         topics = dict.fromkeys(topic_map(settings).values(), settings.partitions)
-        asyncio.run(ensure_topics(state.kafka.address, topics))
+        client_kwargs = kafka_client_kwargs(security_from(settings))
+        asyncio.run(ensure_topics(state.kafka.address, topics, client_kwargs=client_kwargs))
     err, out = Console(stderr=True), Console()
     err.print(_table(state, "hanzo-ml stack (reused)" if state.reused else "hanzo-ml stack"))
     for line in [f"note: {n}" for n in state.notes] + _log_lines(state):

@@ -1,13 +1,17 @@
 """The commerce simulator's public face and the ``hanzo-ml simulate`` verb.
 
 The generator lives in :mod:`streams.simulation`; this module re-exports it and adds the command that
-writes a history file or produces the stream to the broker.
+writes a history file or produces the stream to the broker. With ``--shop`` the shop floor of
+:class:`~streams.simulation.shop.ShopSimulator` (demand, search sessions, shopping, a price experiment) is
+merged in by event time, as orders and customer events (:mod:`streams.simulation.shop_events`), for the
+demand forecasting, recommendations, price optimization and search ranking pipelines.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import heapq
 import logging
 import time
 from collections.abc import Iterator
@@ -21,6 +25,7 @@ from rich.table import Table
 
 from config.errors import ConfigError
 from config.settings import Settings
+from streams.security import kafka_client_kwargs, security_from
 from streams.simulation import (
     DriftSpec,
     ProduceStats,
@@ -33,6 +38,8 @@ from streams.simulation import (
     write_jsonl,
 )
 from streams.simulation.generator import Event
+from streams.simulation.shop import ShopSimulator, ShopSimulatorConfig
+from streams.simulation.shop_events import shop_events
 
 logger = logging.getLogger(__name__)
 
@@ -80,6 +87,15 @@ def add_commands(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-
     p.add_argument(
         "--partitions", type=int, default=None, help="partitions of topics it creates (HANZO_PARTITIONS)"
     )
+    p.add_argument(
+        "--shop",
+        action="store_true",
+        help="add the shop floor (daily demand, searches, shopping, price visits) for the model families",
+    )
+    p.add_argument("--shop-days", type=int, default=90, help="days of shop floor with --shop (default 90)")
+    p.add_argument(
+        "--shop-products", type=int, default=200, help="products of the shop floor with --shop (default 200)"
+    )
     p.set_defaults(func=simulate_command)
 
 
@@ -99,6 +115,22 @@ def simulate_command(args: argparse.Namespace, settings: Settings) -> int:
         )
         msg = f"bad simulate option: {problems}"
         raise ConfigError(msg) from None
+    shop: list[Event] = []
+    if getattr(args, "shop", False):
+        try:
+            shop_config = ShopSimulatorConfig(
+                seed=args.seed,
+                days=args.shop_days,
+                products=args.shop_products,
+                start_time_ms=config.start_time_ms,
+            )
+        except pydantic.ValidationError as exc:
+            problems = "; ".join(
+                f"{'.'.join(map(str, e['loc']))}={e['input']!r}: {e['msg']}" for e in exc.errors()
+            )
+            msg = f"bad simulate --shop option: {problems}"
+            raise ConfigError(msg) from None
+        shop = list(shop_events(ShopSimulator(shop_config)))
     sim = Simulator(config)
     console = Console(stderr=True)
     out = Console()
@@ -113,7 +145,9 @@ def simulate_command(args: argparse.Namespace, settings: Settings) -> int:
         transient=True,
     ) as progress:
         task = progress.add_task("simulating", total=config.orders, events=0)
-        events = _tracked(sim, progress, task)
+        events: Iterator[Event] = _tracked(sim, progress, task)
+        if shop:
+            events = heapq.merge(events, shop, key=lambda e: e.event_time)
         if args.out is not None:
             write_jsonl(events, args.out)
             destination = str(args.out)
@@ -125,9 +159,23 @@ def simulate_command(args: argparse.Namespace, settings: Settings) -> int:
                 "label": settings.topic_labels,
             }
             partitions = args.partitions or settings.partitions
-            asyncio.run(produce(events, bootstrap, topics, rate=args.rate, partitions=partitions))
+            client_kwargs = kafka_client_kwargs(security_from(settings))  # TLS / SASL
+            asyncio.run(
+                produce(
+                    events,
+                    bootstrap,
+                    topics,
+                    rate=args.rate,
+                    partitions=partitions,
+                    client_kwargs=client_kwargs,
+                )
+            )
             destination = f"{bootstrap} ({', '.join(topics.values())})"
     out.print(summary_table(sim.counters, time.monotonic() - started, destination))
+    if shop:
+        out.print(
+            f"shop floor: {len(shop):,} events (orders, searches, clicks, views, price visits) merged in"
+        )
     return 0
 
 

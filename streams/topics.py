@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Mapping
+from typing import Any
 
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import KafkaError, TopicAlreadyExistsError, for_code
@@ -37,12 +38,34 @@ def topic_map(settings: Settings) -> dict[str, str]:
     }
 
 
+def admin_client(
+    bootstrap: str, timeout: float = 15.0, client_kwargs: Mapping[str, Any] | None = None
+) -> AIOKafkaAdminClient:
+    """An (unstarted) admin client for ``bootstrap`` with the TLS / SASL options of ``client_kwargs``.
+
+    ``client_kwargs`` is :func:`streams.security.kafka_client_kwargs` of the deployment's settings.
+
+    Examples
+    --------
+    >>> from streams.security import SecuritySettings, kafka_client_kwargs
+    >>> tls = kafka_client_kwargs(SecuritySettings(kafka_security_protocol="SSL"))
+    >>> async def protocol() -> str:  # aiokafka clients are made inside an event loop
+    ...     return admin_client("127.0.0.1:9092", client_kwargs=tls)._client._security_protocol
+    >>> asyncio.run(protocol())
+    'SSL'
+    """
+    return AIOKafkaAdminClient(
+        bootstrap_servers=bootstrap, request_timeout_ms=int(timeout * 1000), **dict(client_kwargs or {})
+    )
+
+
 async def ensure_topics(
     bootstrap: str,
     topics: Mapping[str, int],
     *,
     replication_factor: int = 1,
     timeout: float = 15.0,
+    client_kwargs: Mapping[str, Any] | None = None,
 ) -> None:
     """Create every topic of ``topics`` (name -> partitions) that does not exist yet.
 
@@ -59,6 +82,8 @@ async def ensure_topics(
         Replicas per partition (1 for the embedded broker; raise it on a real cluster).
     timeout
         Seconds allowed for the whole operation.
+    client_kwargs
+        TLS / SASL options (:func:`streams.security.kafka_client_kwargs`); none: PLAINTEXT.
 
     Raises
     ------
@@ -73,7 +98,7 @@ async def ensure_topics(
             raise ConfigError(msg)
     if not topics:
         return
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, request_timeout_ms=int(timeout * 1000))
+    admin = admin_client(bootstrap, timeout, client_kwargs)
     try:
         async with asyncio.timeout(timeout):
             await admin.start()

@@ -18,11 +18,13 @@ def run_worker(settings: Settings, pipelines: list[str]) -> int:
     from streams.app import create_app, start_metrics_server
     from streams.embedded import check_kafka, check_redis, resolve_services
     from streams.runtime import build_runtime
+    from streams.security import kafka_client_kwargs, security_from
     from streams.topics import ensure_topics
 
     services = resolve_services(settings)
     password = settings.redis_password.get_secret_value() if settings.redis_password else None
-    check_kafka(services.kafka_bootstrap)
+    client_kwargs = kafka_client_kwargs(security_from(settings))  # TLS / SASL reach every Kafka client
+    check_kafka(services.kafka_bootstrap, client_kwargs=client_kwargs)
     check_redis(services.redis_url, password=password)
     runtime = build_runtime(settings, services.redis_url, pipelines)
     app, _hub = create_app(runtime, services.kafka_bootstrap)
@@ -30,7 +32,7 @@ def run_worker(settings: Settings, pipelines: list[str]) -> int:
 
     @app.task(on_leader=False)
     async def _topics() -> None:
-        await ensure_topics(services.kafka_bootstrap, topics)
+        await ensure_topics(services.kafka_bootstrap, topics, client_kwargs=client_kwargs)
 
     # the topics task must run before the services task that create_app registered
     app._app_tasks.insert(0, app._app_tasks.pop())

@@ -7,6 +7,7 @@ import logging
 import time
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
+from typing import Any
 
 from aiokafka import AIOKafkaProducer
 from aiokafka.errors import KafkaError
@@ -85,6 +86,23 @@ class _TokenBucket:
         self.tokens -= 1.0
 
 
+def make_producer(bootstrap: str, client_kwargs: Mapping[str, Any] | None = None) -> AIOKafkaProducer:
+    """The (unstarted) producer :func:`produce` uses, with the TLS / SASL options of ``client_kwargs``.
+
+    ``acks="all"``, ``linger_ms=5``, no idempotence (the embedded broker does not support it).
+    ``client_kwargs`` is :func:`streams.security.kafka_client_kwargs` of the deployment's settings.
+    Create it inside a running event loop (aiokafka requires one).
+    """
+    return AIOKafkaProducer(
+        bootstrap_servers=bootstrap,
+        acks="all",
+        linger_ms=5,
+        enable_idempotence=False,
+        max_batch_size=65536,
+        **dict(client_kwargs or {}),
+    )
+
+
 async def produce(
     events: Iterable[Event],
     bootstrap: str,
@@ -94,6 +112,7 @@ async def produce(
     *,
     partitions: int | None = 4,
     chunk: int = 2000,
+    client_kwargs: Mapping[str, Any] | None = None,
 ) -> ProduceStats:
     """Send ``events`` to Kafka in order and wait until every one is acknowledged.
 
@@ -121,6 +140,9 @@ async def produce(
         must exist.
     chunk
         Sends are not awaited one by one; acknowledgements are awaited every ``chunk`` events.
+    client_kwargs
+        TLS / SASL options of the producer and topic admin
+        (:func:`streams.security.kafka_client_kwargs`).
 
     Raises
     ------
@@ -137,10 +159,8 @@ async def produce(
         msg = f"rate must be > 0 events/s (or None for as fast as possible), got {rate}"
         raise ConfigError(msg)
     if partitions is not None:
-        await ensure_topics(bootstrap, {topics[k]: partitions for k in KINDS})
-    producer = AIOKafkaProducer(
-        bootstrap_servers=bootstrap, acks="all", linger_ms=5, enable_idempotence=False, max_batch_size=65536
-    )
+        await ensure_topics(bootstrap, {topics[k]: partitions for k in KINDS}, client_kwargs=client_kwargs)
+    producer = make_producer(bootstrap, client_kwargs)
     try:
         await producer.start()
     except (KafkaError, OSError) as exc:

@@ -1,6 +1,7 @@
 """Outages and duplicates on the real worker: Redis stopped mid-stream, and events delivered twice.
 
-(a) Redis is stopped for ~10 s while the stream flows and restarted on the same port. With a Redis that
+(a) Redis is stopped while the stream flows (30 s, the issue's figure, when it keeps its data; 10 s when it
+comes back empty) and restarted on the same port. With a Redis that
 keeps its data (AOF, fsync always) the worker must survive, report ``degraded`` on /health (503) during the
 outage, count the errors (``hanzo_redis_errors_total``) and, once Redis is back, have applied every event
 exactly once (our own recomputation), scored every order and learned every label once. With a Redis that
@@ -41,7 +42,10 @@ from tests.chaos_support import (
 
 pytestmark = pytest.mark.integration
 
-OUTAGE_S = 10.0
+#: seconds Redis stays down: the issue's 30 s for a Redis that keeps its data; the rebuild case needs less
+OUTAGE_S = {True: 30.0, False: 10.0}
+#: seconds the stream flows: it outlasts the worker's start, 2 s of processing and the outage
+STREAM_S = {True: 75.0, False: 30.0}
 
 
 def _events(seed: int, orders: int) -> list:
@@ -98,7 +102,10 @@ def test_redis_outage_mid_stream(keeps_data, kafka_bootstrap, topic_names, key_p
         kafka_bootstrap, redis_url, topic_names, key_prefix, tmp_path / "registry", tmp_path / "state"
     )
     worker = Worker(env, tmp_path / "logs")
-    producer = BackgroundProducer(events, kafka_bootstrap, topic_names, rate=len(events) / 30)
+    # the stream outlasts the outage, so orders flow all through it
+    producer = BackgroundProducer(
+        events, kafka_bootstrap, topic_names, rate=len(events) / STREAM_S[keeps_data]
+    )
     client = redis.Redis.from_url(redis_url)
     try:
         producer.start()
@@ -107,15 +114,17 @@ def test_redis_outage_mid_stream(keeps_data, kafka_bootstrap, topic_names, key_p
         time.sleep(2.0)
         _stop(redis_proc)
         statuses: list[tuple[int, str]] = []
-        outage_ends = time.monotonic() + OUTAGE_S
+        outage_ends = time.monotonic() + OUTAGE_S[keeps_data]
         while time.monotonic() < outage_ends:
             code, body = worker.health()
             statuses.append((code, body["status"]))
             time.sleep(0.25)
         errors = worker.metrics()["hanzo_redis_errors_total"]
+        flowing = producer.is_alive()  # orders were still flowing when the outage ended
         redis_proc = start(port, data_dir)
         assert (503, "degraded") in statuses, statuses
         assert errors > 0
+        assert flowing or not keeps_data  # the short rebuild case may have drained by then
 
         producer.join(120)
         assert producer.error is None, producer.error

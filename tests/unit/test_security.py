@@ -304,3 +304,57 @@ def test_redis_without_tls_refuses_tls_files_and_keeps_plain_pool(pki: dict[str,
         make_redis(
             "redis://127.0.0.1:6379", SecuritySettings(redis_tls=True, redis_tls_ca_file="/nowhere/ca.pem")
         )
+
+
+# -- every Kafka client of the project gets the security options (constructed, never started) -------------
+
+
+def _kafka_security(client: object) -> tuple[str, str | None, str | None, bool]:
+    """What an aiokafka client will connect with: protocol, SASL mechanism and user, whether TLS is set."""
+    inner = getattr(client, "_client", None) or client.client  # type: ignore[attr-defined]
+    return (
+        inner._security_protocol,
+        inner._sasl_mechanism,
+        inner._sasl_plain_username,
+        inner._ssl_context is not None,
+    )
+
+
+async def test_every_kafka_client_receives_the_security_options(pki: dict[str, Path]) -> None:
+    from learners.vectors import InMemoryVectorStore
+    from streams.batch_consumer import BatchConsumer, ConsumerOptions
+    from streams.learner_service import LabelJoiner, LearnerService
+    from streams.simulation.producer import make_producer
+    from streams.topics import admin_client
+
+    kw = kafka_client_kwargs(_sasl(kafka_ssl_ca_file=pki["ca"]))
+    expected = ("SASL_SSL", "SCRAM-SHA-512", "svc", True)
+    bootstrap = "127.0.0.1:9"  # never contacted: nothing is started
+
+    async def nothing(records: object) -> None: ...
+
+    batch = BatchConsumer(
+        ConsumerOptions(bootstrap=bootstrap, group_id="g", topics=("orders",), client_kwargs=kw), nothing
+    )
+    learner = LearnerService(
+        LabelJoiner([], None, vectors=InMemoryVectorStore()), bootstrap, "labels", None, client_kwargs=kw
+    )
+    clients = {
+        "batch consumer": batch.make_consumer(),
+        "label consumer": learner.make_consumer(),
+        "topic admin": admin_client(bootstrap, client_kwargs=kw),
+        "simulator producer": make_producer(bootstrap, kw),
+    }
+    for name, client in clients.items():
+        assert _kafka_security(client) == expected, name
+    assert clients["batch consumer"]._client._sasl_plain_password == SECRET
+    plain = {
+        "label consumer": LearnerService(LabelJoiner([], None), bootstrap, "labels", None).make_consumer(),
+        "topic admin": admin_client(bootstrap),
+        "simulator producer": make_producer(bootstrap),
+    }
+    for name, client in plain.items():
+        protocol, _mechanism, user, tls = _kafka_security(client)
+        assert (protocol, user, tls) == ("PLAINTEXT", None, False), name
+    for client in [*clients.values(), *plain.values()]:
+        await (client.close() if hasattr(client, "close") else client.stop())
