@@ -22,6 +22,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from redis.cluster import RedisCluster
+
 from learners.keys import score_key, vector_key
 
 logger = logging.getLogger(__name__)
@@ -183,12 +185,48 @@ return #subjects
 """
 
 
+# One call writes a whole batch. KEYS: the keys to SET, then one horizon index per model with fresh vectors.
+# ARGV[1]: how many keys to SET; then per SET key: value, ttl (s), "1" for SET NX else "0"; then per index
+# key: how many members, followed by (event time, subject) pairs.
+_WRITE_LUA = """
+local n = tonumber(ARGV[1])
+local a = 2
+for i = 1, n do
+  if ARGV[a + 2] == '1' then
+    redis.call('SET', KEYS[i], ARGV[a], 'EX', ARGV[a + 1], 'NX')
+  else
+    redis.call('SET', KEYS[i], ARGV[a], 'EX', ARGV[a + 1])
+  end
+  a = a + 3
+end
+for j = n + 1, #KEYS do
+  local m = tonumber(ARGV[a])
+  a = a + 1
+  local done = 0
+  while done < m do
+    local take = math.min(m - done, 500)
+    local args = {}
+    for k = 1, 2 * take do
+      args[k] = ARGV[a + k - 1]
+    end
+    redis.call('ZADD', KEYS[j], unpack(args))
+    a = a + 2 * take
+    done = done + take
+  end
+end
+return n
+"""
+
+
 class RedisVectorStore(VectorStore):
     """A :class:`VectorStore` in Redis: string keys of :mod:`learners.keys` with TTLs, one pipeline a batch.
 
     Scores expire after their ``ttl_s``; vectors after theirs (the label horizon) as a backstop to
-    :meth:`expire`. :meth:`expire` runs one Lua script that deletes at most 5,000 vectors a call; it touches
-    keys it is not given, so on Redis Cluster run it against the node of the index key.
+    :meth:`expire`. :meth:`write` sends a batch as one Lua script call (one command to encode and one reply
+    to read, instead of one per key); with a ``RedisCluster`` client, whose keys of a batch span hash
+    slots, it sends a pipeline of the same commands. :meth:`expire` runs one Lua script that deletes at most
+    5,000 vectors a call; it touches keys it is not given, so on Redis Cluster run it against the node of
+    the index key.
 
     Parameters
     ----------
@@ -207,22 +245,46 @@ class RedisVectorStore(VectorStore):
         self.client = client
         self.key_prefix = key_prefix
         self._expire_script: Any = None
+        self._write_script: Any = None
 
     def write(self, scores: Sequence[ScoreWrite], vectors: Sequence[VectorWrite]) -> None:
-        """One pipeline: SET each score and vector with its TTL, ZADD fresh vectors to the index."""
+        """SET each score and vector with its TTL, ZADD fresh vectors to the index: one call (a script)."""
         if not scores and not vectors:
             return
         p = self.key_prefix
-        pipe = self.client.pipeline(transaction=False)
+        dumps = json.dumps
+        keys: list[str] = []
+        args: list[Any] = [len(scores) + len(vectors)]
         for s in scores:
-            pipe.set(score_key(s.model, s.subject, p), json.dumps(s.record), ex=s.ttl_s)
+            keys.append(f"{p}score:{s.model}:{s.subject}")
+            args += (dumps(s.record), s.ttl_s, 0)
         index: dict[str, dict[str, int]] = {}
         for v in vectors:
-            pipe.set(vector_key(v.model, v.subject, p), json.dumps(v.record()), ex=v.ttl_s, nx=not v.fresh)
+            keys.append(f"{p}x:{v.model}:{v.subject}")
+            record = {"x": v.x, "score": v.score, "event_time_ms": v.event_time_ms}
+            args += (dumps(record), v.ttl_s, 0 if v.fresh else 1)
             if v.fresh:
                 index.setdefault(v.model, {})[v.subject] = v.event_time_ms
+        if isinstance(self.client, RedisCluster):
+            self._write_pipeline(keys, args, index)
+            return
         for model, members in index.items():
-            pipe.zadd(vector_index_key(model, p), members)
+            keys.append(vector_index_key(model, p))
+            args.append(len(members))
+            for subject, t in members.items():
+                args += (t, subject)
+        if self._write_script is None:
+            self._write_script = self.client.register_script(_WRITE_LUA)
+        self._write_script(keys=keys, args=args)
+
+    def _write_pipeline(self, keys: list[str], args: list[Any], index: dict[str, dict[str, int]]) -> None:
+        """The same writes as a pipeline of SETs and ZADDs (Redis Cluster: the keys span hash slots)."""
+        pipe = self.client.pipeline(transaction=False)
+        for i, key in enumerate(keys):
+            value, ttl_s, nx = args[1 + 3 * i : 4 + 3 * i]
+            pipe.set(key, value, ex=ttl_s, nx=bool(nx))
+        for model, members in index.items():
+            pipe.zadd(vector_index_key(model, self.key_prefix), members)
         pipe.execute()
 
     def read(self, model: str, subjects: Sequence[str]) -> list[dict[str, Any] | None]:

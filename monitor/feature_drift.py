@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 import math
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict
@@ -64,6 +64,13 @@ def adjust_p_values(p_values: Mapping[str, float], method: Correction) -> dict[s
         running = max(running, min(1.0, (m - rank) * p))
         adjusted[key] = round(running, 15)
     return {k: adjusted[k] for k in p_values}
+
+
+def _column_of(detector: TwoSampleDetector, values: list[Any]) -> tuple[Sequence[int], list[Any]] | None:
+    """What ``detector.step`` would add of ``values`` (``None`` and ``NaN`` already left out)."""
+    if type(detector) is Chi2Detector:
+        return range(len(values)), values  # its step leaves out None only, and adds the rest as it is
+    return detector._column(values)
 
 
 class FeatureDriftMonitor(base.Base):
@@ -197,6 +204,68 @@ class FeatureDriftMonitor(base.Base):
         self._drift_detected = bool(self.drifting_features)
         if self._drift_detected:
             logger.info("feature drift at update %d: %s", self.n_updates, ", ".join(self.drifting_features))
+
+    def update_many(self, xs: Sequence[Mapping[str, Any]]) -> list[tuple[int, list[str]]]:
+        """:meth:`update` on each x in turn, in one call; returns ``(position, features alarmed)`` per alarm.
+
+        Each feature's values between two of its due tests are added in one step; tests run, and are
+        corrected across features, at the x where they fall due, so the state afterwards (samples, tests,
+        p-values, alarms, ``drift_detected`` and ``drifting_features`` of the last x) is the one the calls
+        to :meth:`update` would leave.
+        """
+        columns: dict[str, tuple[Sequence[int], list[Any]]] = {}
+        for name, detector in self.detectors.items():
+            positions: list[int] = []
+            values: list[Any] = []
+            for i, x in enumerate(xs):
+                value = x.get(name)
+                if value is None or (isinstance(value, float) and math.isnan(value)):
+                    continue
+                positions.append(i)
+                values.append(value)
+            column = _column_of(detector, values)
+            if column is None:  # a value the detector rejects: one x at a time, so it raises where it would
+                return self._update_each(xs)
+            kept_at, kept = column
+            columns[name] = ([positions[j] for j in kept_at], kept)
+        base = self.n_updates
+        self.n_updates += len(xs)
+        due = {name: d._advance(columns[name][1], 0) for name, d in self.detectors.items()}
+        found: list[tuple[int, list[str]]] = []
+        while True:
+            pending = {name: columns[name][0][at] for name, at in due.items() if at < len(columns[name][1])}
+            if not pending:
+                break
+            now = min(pending.values())
+            tested = [name for name, at in pending.items() if at == now]  # in declaration order
+            for name in tested:
+                self.detectors[name]._run_test()
+            latest = {n: d.p_value for n, d in self.detectors.items() if d.p_value is not None}
+            self._adjusted = adjust_p_values(latest, self.correction)
+            alarmed = []
+            for name in tested:
+                detector = self.detectors[name]
+                detector.conclude(self._adjusted[name] < self.alpha)
+                if detector.drift_detected:
+                    alarmed.append(name)
+                due[name] = detector._advance(columns[name][1], due[name] + 1)
+            if alarmed:
+                found.append((now, alarmed))
+                logger.info("feature drift at update %d: %s", base + now + 1, ", ".join(alarmed))
+        last = found[-1][1] if found and found[-1][0] == len(xs) - 1 else []
+        for name, detector in self.detectors.items():
+            detector._drift_detected = name in last
+        self.drifting_features = list(last)
+        self._drift_detected = bool(last)
+        return found
+
+    def _update_each(self, xs: Sequence[Mapping[str, Any]]) -> list[tuple[int, list[str]]]:
+        found: list[tuple[int, list[str]]] = []
+        for i, x in enumerate(xs):
+            self.update(x)
+            if self.drifting_features:
+                found.append((i, list(self.drifting_features)))
+        return found
 
     def report(self) -> list[FeatureDrift]:
         """Return the state of every feature, in declaration order."""

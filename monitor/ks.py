@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 import math
-from collections.abc import Hashable
+from collections.abc import Hashable, Sequence
 from typing import Any
 
 import numpy as np
@@ -82,6 +82,20 @@ class KSDetector(TwoSampleDetector):
             self._drift_detected = False
             return False
         return super().step(value)
+
+    def _column(self, values: Sequence[Any]) -> tuple[Sequence[int], list[Any]] | None:
+        """The values as floats, ``NaN`` left out, and their positions; None if one is not a number."""
+        positions: list[int] = []
+        kept: list[float] = []
+        for i, x in enumerate(values):
+            if type(x) is not float:
+                if isinstance(x, bool) or not isinstance(x, int | float | np.integer | np.floating):
+                    return None
+                x = float(x)
+            if x == x:  # not NaN
+                positions.append(i)
+                kept.append(x)
+        return positions, kept
 
     def _test(self, reference: list[Any], current: list[Any]) -> tuple[float, float]:
         result = stats.ks_2samp(np.asarray(reference, dtype=float), np.asarray(current, dtype=float))

@@ -10,7 +10,7 @@ from __future__ import annotations
 import collections
 import logging
 import math
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -308,28 +308,102 @@ class Monitor:
         if self.metrics is not None:
             self._report_metrics(self.metrics)
 
+    def observe_many(
+        self,
+        xs: Sequence[Mapping[str, Any]],
+        y_preds: Sequence[float],
+        latencies_s: Sequence[float] | None = None,
+    ) -> None:
+        """Record a batch of predictions (no labels): :meth:`observe` on each in turn, in one call.
+
+        The detectors end in the state, and raise the alarms in the order, that the calls to
+        :meth:`observe` would give; the metrics are reported once, at the end of the batch.
+
+        Examples
+        --------
+        >>> import random
+        >>> rng = random.Random(0)
+        >>> xs = [{"total": rng.gauss(50 if i < 1500 else 70, 10)} for i in range(3000)]
+        >>> one, many = (Monitor("m", reference_size=300, window_size=300, check_every=100) for _ in "ab")
+        >>> for x in xs:
+        ...     one.observe(x, 0.5)
+        >>> many.observe_many(xs[:1000], [0.5] * 1000)
+        >>> many.observe_many(xs[1000:], [0.5] * 2000)
+        >>> [(f.feature, f.n_alarms, f.last_alarm_at) for f in many.status().features]
+        [('total', 1, 1600)]
+        >>> many.status().features == one.status().features
+        True
+        """
+        if len(y_preds) != len(xs) or (latencies_s is not None and len(latencies_s) != len(xs)):
+            msg = (
+                f"Monitor({self.model!r}).observe_many: {len(xs)} xs, {len(y_preds)} y_preds and "
+                f"{'no' if latencies_s is None else len(latencies_s)} latencies: give one of each"
+            )
+            raise ValidationError(msg)
+        start = 0
+        while self._feature_drift is None and start < len(xs):  # the first x with features sets their kinds
+            self.observe(
+                xs[start], y_preds[start], latency_s=None if latencies_s is None else latencies_s[start]
+            )
+            start += 1
+        xs, y_preds = xs[start:], y_preds[start:]
+        if latencies_s is not None:
+            latencies_s = latencies_s[start:]
+        if not xs:
+            return
+        for y_pred in y_preds:
+            if type(y_pred) is not float and (
+                isinstance(y_pred, bool) or not isinstance(y_pred, int | float | np.integer | np.floating)
+            ):
+                msg = f"Monitor({self.model!r}).observe: y_pred={y_pred!r} must be a number"
+                raise ValidationError(msg)
+        # (position, order within an observation, kind, detector, feature), replayed in observe's order
+        alarms: list[tuple[int, int, DriftKind, str, str]] = []
+        if self._feature_drift is not None:
+            for at, names in self._feature_drift.update_many(xs):
+                alarms += [(at, 0, "feature", self._feature_drift.detectors[n].test_name, n) for n in names]
+        alarms += [(at, 1, "prediction", "ks", PREDICTION) for at in self.prediction_ks.update_many(y_preds)]
+        adwin = self.prediction_adwin
+        for at, y_pred in enumerate(y_preds):
+            adwin.update(float(y_pred))
+            if adwin.drift_detected:
+                alarms.append((at, 2, "prediction", "adwin", PREDICTION))
+        self.n_observed += len(xs)
+        for _, _, kind, detector, feature in sorted(alarms, key=lambda a: (a[0], a[1])):  # stable
+            self._alarm(kind, detector, feature)
+        if latencies_s is not None:
+            self._latencies.extend(float(t) for t in latencies_s if math.isfinite(t))
+        if self.metrics is not None:
+            self._report_metrics(self.metrics)
+
     @property
     def drift_active(self) -> bool:
         """Whether any detector (features, predictions, loss) is in a drift state now."""
         return any(self._drift_active().values())
 
-    def observe_label(self, y_pred: float, y_true: float | None = None, loss: float | None = None) -> None:
+    def observe_label(self, y_pred: float, y_true: float | None = None, loss: float | None = None) -> bool:
         """Record a label that arrived after its prediction was observed (loss ADWIN, metric trend).
 
         Use this with delayed labels: :meth:`observe` at scoring time (features, predictions, latency),
         then this when the label joins, so the feature vector is not counted twice.
+
+        Returns whether the loss ADWIN raised an alarm on this example (the signal a drift response acts
+        on: the model got worse; one drift is one alarm).
         """
-        self._observe_label(float(y_pred), y_true, loss)
+        alarmed = self._observe_label(float(y_pred), y_true, loss)
         if self.metrics is not None:
             self._report_metrics(self.metrics)
+        return alarmed
 
-    def _observe_label(self, y_pred: float, y_true: float | None, loss: float | None) -> None:
+    def _observe_label(self, y_pred: float, y_true: float | None, loss: float | None) -> bool:
         self.n_labelled += 1
+        alarmed = False
         if loss is None and y_true is not None:
             loss = abs(float(y_true) - y_pred)
         if loss is not None and math.isfinite(loss):
             self.loss_adwin.update(loss)
             if self.loss_adwin.drift_detected:
+                alarmed = True
                 self._alarm("loss", "adwin", LOSS)
         if y_true is not None:
             if getattr(self.metric, "requires_labels", False):
@@ -339,6 +413,7 @@ class Monitor:
             if self.n_labelled % self.trend_every == 0:
                 self._trend.append(float(self.metric.get()))
                 self._trend_at.append(self.clock())
+        return alarmed
 
     def _alarm(self, kind: DriftKind, detector: str, feature: str) -> None:
         alarm = Alarm(at=self.clock(), kind=kind, detector=detector, feature=feature)

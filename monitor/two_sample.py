@@ -24,9 +24,10 @@ from __future__ import annotations
 
 import abc
 import collections
+import itertools
 import logging
 import random
-from collections.abc import Hashable
+from collections.abc import Hashable, Sequence
 from typing import Any, Literal
 
 from river import base
@@ -149,10 +150,73 @@ class TwoSampleDetector(base.DriftDetector):
         self._since_check += 1
         if len(self._window) < self.window_size or self._since_check < self.check_every:
             return False
+        self._run_test()
+        return True
+
+    def update_many(self, values: Sequence[Hashable]) -> list[int]:
+        """:meth:`update` on each value in turn, in one call; returns the positions that raised an alarm.
+
+        The state afterwards (samples, tests, alarms, ``drift_detected`` of the last value) is the one the
+        calls to :meth:`update` would leave: the values between two due tests are added in one step.
+        """
+        column = self._column(values)
+        if column is None:  # a value step() rejects: one at a time, so it raises where it would
+            alarms = []
+            for i, value in enumerate(values):
+                self.update(value)
+                if self._drift_detected:
+                    alarms.append(i)
+            return alarms
+        positions, kept = column
+        alarms = []
+        at = self._advance(kept, 0)
+        while at < len(kept):
+            self._run_test()
+            if self.p_value is not None:
+                self.conclude(self.p_value < self.alpha)
+            if self._drift_detected:
+                alarms.append(positions[at])
+            at = self._advance(kept, at + 1)
+        self._drift_detected = bool(alarms) and alarms[-1] == len(values) - 1
+        return alarms
+
+    def _column(self, values: Sequence[Any]) -> tuple[Sequence[int], list[Any]] | None:
+        """The values :meth:`step` adds (as it stores them) and their positions; None if one is rejected.
+
+        A subclass whose ``step`` filters or converts values says how here; one that does not is fed one
+        value at a time.
+        """
+        if type(self).step is not TwoSampleDetector.step and type(self)._column is TwoSampleDetector._column:
+            return None
+        return range(len(values)), list(values)
+
+    def _advance(self, values: Sequence[Any], start: int) -> int:
+        """Add ``values[start:]`` as :meth:`step` does, up to the value after which a test falls due.
+
+        Returns that value's position (the test is not run yet: :meth:`_run_test`), or ``len(values)``.
+        """
+        self._drift_detected = False
+        i, n = start, len(values)
+        while i < n:
+            if not self._reference_ready:
+                self.n_updates += 1
+                self._add_to_reference(values[i])
+                i += 1
+                continue
+            due = max(self.window_size - len(self._window), self.check_every - self._since_check, 1)
+            take = min(due, n - i)
+            self._window.extend(itertools.islice(values, i, i + take))
+            self._since_check += take
+            self.n_updates += take
+            i += take
+            if take == due:
+                return i - 1
+        return n
+
+    def _run_test(self) -> None:
         self._since_check = 0
         self.statistic, self.p_value = self._test(self._reference, list(self._window))
         self.n_checks += 1
-        return True
 
     def conclude(self, significant: bool) -> None:
         """Decide on the test that :meth:`step` just ran, given whether it was significant."""

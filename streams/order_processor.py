@@ -35,7 +35,7 @@ from learners.derived_labels import DAY_MS, DerivedLabeler, reference_subject
 from learners.online import OnlineLearner
 from learners.vectors import RedisVectorStore, ScoreWrite, VectorStore, VectorWrite
 from streams.dead_letters import DeadLetter, classify
-from streams.schemas import CustomerEvent, Label, Order, parse_event
+from streams.schemas import Label, Order, parse_event
 
 logger = logging.getLogger(__name__)
 
@@ -83,10 +83,8 @@ class BatchOutcome:
     watermark_ms: int = 0
     predictions: list[tuple[str, dict[str, Any], float, float]] = field(default_factory=list)
     """(model, x, score, seconds) per scored order, for the drift monitor."""
-
-
-def _or_zero(value: Any) -> Any:
-    return 0.0 if value is None else value
+    scores: list[ScoreWrite] = field(default_factory=list)
+    """The score records written to Redis (the worker also publishes them to the scores topic)."""
 
 
 class OrderProcessor:
@@ -188,6 +186,8 @@ class OrderProcessor:
         runs: dict[tuple[str | None, int], list[EventRecord]] = {}
         for rec in parsed:
             runs.setdefault((rec.topic, rec.partition), []).append(rec)
+        if len(runs) <= 1:
+            return parsed
         return list(heapq.merge(*runs.values(), key=lambda rec: rec.event.event_time))
 
     def process(self, records: Sequence[ConsumerRecord]) -> BatchOutcome:
@@ -200,53 +200,62 @@ class OrderProcessor:
         self._expire(out)  # by the watermark before this batch: earlier batches' labels are out
         results = self.store.apply_batch("customer", parsed)
         now_ms = int(time.time() * 1000)
+        statuses = out.statuses
+        partition_ms = self._partition_ms
+        # (order, fresh, features) of each order, in batch order
+        orders: list[tuple[Order, bool, dict[str, Any]]] = []
+        for rec, res in zip(parsed, results, strict=True):
+            statuses[res.status] = statuses.get(res.status, 0) + 1
+            event = rec.event
+            if not isinstance(event, Order):
+                out.customer_events += 1
+                continue
+            key = (rec.topic, rec.partition)
+            if event.event_time > partition_ms.get(key, 0):
+                partition_ms[key] = event.event_time
+            orders.append((event, res.status in _FRESH, {**res.features, **raw_features(event)}))
+        out.orders = len(orders)
         scores: list[ScoreWrite] = []
         vectors: list[VectorWrite] = []
         references: dict[str, list[tuple[str, int]]] = {s.name: [] for s in self.scorers if s.labeler}
-        for rec, res in zip(parsed, results, strict=True):
-            out.statuses[res.status] = out.statuses.get(res.status, 0) + 1
-            event = rec.event
-            if isinstance(event, Order):
-                key = (rec.topic, rec.partition)
-                self._partition_ms[key] = max(self._partition_ms.get(key, 0), event.event_time)
-            if isinstance(event, CustomerEvent):
-                out.customer_events += 1
-                continue
-            assert isinstance(event, Order)
-            out.orders += 1
-            fresh = res.status in _FRESH
-            available = {**res.features, **raw_features(event)}
-            for scorer in self.scorers:
-                # a window with no value (None) is imputed as 0 so every model sees every feature
-                x = {name: _or_zero(available.get(name)) for name in scorer.features}
-                t0 = time.perf_counter()
-                score = scorer.learner.score(x)
-                elapsed = time.perf_counter() - t0
-                out.scoring_seconds.append(elapsed)
-                out.predictions.append((scorer.name, x, score, elapsed))
-                if scorer.level == "customer":
+        for scorer in self.scorers if orders else ():
+            # a window with no value (None) is imputed as 0 so every model sees every feature
+            names = scorer.features
+            xs = [
+                {name: 0.0 if (v := available.get(name)) is None else v for name in names}
+                for _, _, available in orders
+            ]
+            t0 = time.perf_counter()
+            batch_scores = scorer.learner.score_many(xs)
+            elapsed = (time.perf_counter() - t0) / len(xs)  # per order, amortised over the batch
+            out.scoring_seconds += [elapsed] * len(xs)
+            model, version, examples = scorer.name, scorer.learner.version, scorer.learner.examples_learned
+            customer_level = scorer.level == "customer"
+            refs = references.get(model)
+            for (event, fresh, _), x, score in zip(orders, xs, batch_scores, strict=True):
+                out.predictions.append((model, x, score, elapsed))
+                if customer_level:
                     score_subject = event.customer_id
                     subject = reference_subject(event.customer_id, event.event_time)
                 else:
                     score_subject = subject = event.order_id
                 record = {
                     "score": score,
-                    "model": scorer.name,
-                    "version": scorer.learner.version,
-                    "examples": scorer.learner.examples_learned,
+                    "model": model,
+                    "version": version,
+                    "examples": examples,
                     "scored_at_ms": now_ms,
                     "event_time_ms": event.event_time,
                 }
-                scores.append(ScoreWrite(scorer.name, score_subject, record, scorer.score_ttl_s))
+                scores.append(ScoreWrite(model, score_subject, record, scorer.score_ttl_s))
                 vectors.append(
-                    VectorWrite(
-                        scorer.name, subject, x, score, event.event_time, scorer.vector_ttl_s, fresh=fresh
-                    )
+                    VectorWrite(model, subject, x, score, event.event_time, scorer.vector_ttl_s, fresh=fresh)
                 )
-                if scorer.labeler is not None:
-                    references[scorer.name].append((event.customer_id, event.event_time))
-                out.scored += 1
+                if refs is not None:
+                    refs.append((event.customer_id, event.event_time))
+            out.scored += len(xs)
         self.vectors.write(scores, vectors)
+        out.scores = scores
         owned = (
             self.expected_partitions() if self.expected_partitions is not None else set(self._partition_ms)
         )

@@ -180,6 +180,21 @@ def parse_event(data: bytes | str | dict[str, Any], kind: str | None = None) -> 
     ...
     config.errors.ValidationError: label: field 'label_id' is missing; field 'target' is missing; ...
     """
+    if isinstance(data, bytes | bytearray | str):
+        # Fast path: pydantic parses and validates the JSON in one pass. Whatever it rejects goes through
+        # the step-by-step checks of _parse_checked, which name the reason (the same for the same input).
+        try:
+            if kind is None:
+                return _ANY.validate_json(data)
+            if kind in _BY_KIND:
+                return _BY_KIND[kind].model_validate_json(data)  # type: ignore[return-value]
+        except pydantic.ValidationError:
+            pass
+    return _parse_checked(data, kind)
+
+
+def _parse_checked(data: bytes | str | dict[str, Any], kind: str | None) -> Order | CustomerEvent | Label:
+    """Parse step by step (decode, JSON, object, schema version, fields), naming the first step that fails."""
     if isinstance(data, bytes | bytearray):
         try:
             data = data.decode("utf-8")
