@@ -10,10 +10,11 @@ from __future__ import annotations
 
 import logging
 import math
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from river import drift
+from river import compose, drift, linear_model, optim, preprocessing
 
 logger = logging.getLogger(__name__)
 
@@ -31,6 +32,122 @@ class LearnOutcome:
 
 def _finite(x: dict[str, Any]) -> bool:
     return all(not (isinstance(v, float) and not math.isfinite(v)) for v in x.values())
+
+
+def _sigmoid(z: float) -> float:
+    """River's ``utils.math.sigmoid`` (the mean function of its log loss), as a float."""
+    if z < -30:
+        return 0.0
+    if z > 30:
+        return 1.0
+    return 1 / (1 + math.exp(-z))
+
+
+@dataclass(frozen=True)
+class _LinearPlan:
+    """Where a ``Select | StandardScaler / OneHotEncoder / FuncTransformer -> LogisticRegression`` pipeline
+    keeps what scoring reads; :func:`_score_linear` reads it once per batch."""  # noqa: D205, D209
+
+    scaled: tuple[tuple[str, preprocessing.StandardScaler], ...]
+    one_hot: tuple[str, ...]
+    funcs: tuple[tuple[tuple[str, ...], Callable[[dict[str, Any]], dict[str, Any]]], ...]
+    estimator: linear_model.LogisticRegression
+
+
+def _linear_plan(model: Any) -> _LinearPlan | None:
+    """The plan of ``model`` when it is a pipeline :func:`_score_linear` scores exactly, else None.
+
+    That is the shape ``learners.factory.build_model`` gives a logistic regression: a union of
+    ``Select(...) | step`` parts (``StandardScaler`` without a window, ``OneHotEncoder`` without fixed
+    categories or ``drop_first``, any ``FuncTransformer``), or one such part, then ``LogisticRegression``
+    with the log loss and zero-initialised weights.
+    """
+    if type(model) is not compose.Pipeline:
+        return None
+    steps = list(model.steps.values())
+    estimator = steps.pop()
+    if (
+        type(estimator) is not linear_model.LogisticRegression
+        or type(estimator.loss) is not optim.losses.Log
+        or type(estimator.initializer) is not optim.initializers.Zeros
+    ):
+        return None
+    if len(steps) == 1 and type(steps[0]) is compose.TransformerUnion:
+        parts = [
+            list(p.steps.values()) if type(p) is compose.Pipeline else []
+            for p in steps[0].transformers.values()
+        ]
+    elif len(steps) == 1 and type(steps[0]) is compose.Pipeline:
+        parts = [list(steps[0].steps.values())]
+    else:
+        parts = [steps]
+    scaled: list[tuple[str, preprocessing.StandardScaler]] = []
+    one_hot: list[str] = []
+    funcs: list[tuple[tuple[str, ...], Callable[[dict[str, Any]], dict[str, Any]]]] = []
+    seen: set[str] = set()
+    for part in parts:
+        if len(part) != 2:
+            return None
+        select, step = part
+        if type(select) is not compose.Select or not all(isinstance(k, str) for k in select.keys):
+            return None
+        keys: tuple[str, ...] = tuple(sorted(str(k) for k in select.keys))
+        if seen.intersection(keys):
+            return None
+        seen.update(keys)
+        if type(step) is preprocessing.StandardScaler and step.with_std and step.window_size is None:
+            scaled += [(k, step) for k in keys]
+        elif (
+            type(step) is preprocessing.OneHotEncoder
+            and step.categories is None
+            and not step.drop_first
+            and len(keys) == 1  # one-hot names of two features could collide ("a_b" + "c", "a" + "b_c")
+        ):
+            one_hot += keys
+        elif type(step) is compose.FuncTransformer:
+            funcs.append((keys, step.func))
+        else:
+            return None
+    return _LinearPlan(tuple(scaled), tuple(one_hot), tuple(funcs), estimator)
+
+
+def _score_linear(plan: _LinearPlan, xs: Sequence[dict[str, Any]]) -> list[float] | None:
+    """P(True) of each x, as River's ``predict_proba_one`` computes it (the same terms, summed in a fixed
+    order, so to within rounding of River's sum and the same for any batch); None when a weight or a
+    statistic is not finite (River's order of operations then decides)."""  # noqa: D205, D209
+    lr = plan.estimator
+    weights = lr._weights.to_dict()
+    intercept = float(lr.intercept)
+    if not math.isfinite(intercept) or not all(math.isfinite(w) for w in weights.values()):
+        return None
+    scaled: list[tuple[str, float, float, float]] = []
+    for name, scaler in plan.scaled:
+        mean = scaler.means.get(name, 0.0)
+        var = scaler.vars.get(name, 0.0)
+        if not (math.isfinite(mean) and math.isfinite(var)):
+            return None
+        scaled.append((name, mean, var**0.5 if var else 0.0, weights.get(name, 0.0)))
+    one_hot = plan.one_hot
+    funcs = plan.funcs
+    get = weights.get
+    out: list[float] = []
+    for x in xs:
+        z = 0.0
+        for name, mean, sd, w in scaled:
+            z += w * ((x[name] - mean) / sd if sd else 0.0)
+        for name in one_hot:
+            value = x[name]
+            if isinstance(value, list | set):
+                return None
+            z += get(f"{name}_{value}", 0.0)
+        for keys, func in funcs:
+            for key, value in func({k: x[k] for k in keys}).items():
+                z += get(key, 0.0) * value
+        z += intercept
+        if z != z:  # NaN: an input was NaN
+            return None
+        out.append(_sigmoid(z))
+    return out
 
 
 class OnlineLearner:
@@ -105,6 +222,39 @@ class OnlineLearner:
         """The number a shop reads: P(positive) for classification, the prediction for regression."""
         return self._predict(x)[0]
 
+    def score_many(self, xs: Sequence[dict[str, Any]]) -> list[float]:
+        """:meth:`score` of each x of a batch.
+
+        A logistic regression behind standard scaling, one-hot encoding and function steps (the shape
+        ``learners.factory.build_model`` gives it) is scored with its weights and scaling statistics read
+        once per batch: the same terms as River's ``predict_proba_one``, summed in a fixed order, so each
+        score is River's to within rounding (1e-12) and does not depend on the batch it came in. Other
+        models score one x at a time.
+
+        Examples
+        --------
+        >>> from river import compose, linear_model, preprocessing
+        >>> scaled = compose.Select("total") | preprocessing.StandardScaler()
+        >>> learner = OnlineLearner("fraud", scaled | linear_model.LogisticRegression())
+        >>> _ = learner.learn_label("l1", {"total": 900.0}, 1.0, event_time_ms=1_700_000_000_000)
+        >>> _ = learner.learn_label("l2", {"total": 20.0}, 0.0, event_time_ms=1_700_000_000_001)
+        >>> xs = [{"total": 900.0}, {"total": 20.0}]
+        >>> scores = learner.score_many(xs)
+        >>> [round(p, 6) for p in scores], scores == [learner.score(x) for x in xs]
+        ([0.50125, 0.498744], True)
+        """
+        if not xs:
+            return []
+        if self.task == "classification":
+            cached = self.__dict__.get("_linear")
+            if cached is None or cached[0] is not self.model:
+                cached = self._linear = (self.model, _linear_plan(self.model))
+            if cached[1] is not None and not compose.Pipeline._LEARN_UNSUPERVISED_DURING_PREDICT:
+                scores = _score_linear(cached[1], xs)
+                if scores is not None:
+                    return scores
+        return [self._predict(x)[0] for x in xs]
+
     def learn_label(
         self, label_id: str, x: dict[str, Any], y: float, event_time_ms: int
     ) -> LearnOutcome | None:
@@ -118,7 +268,22 @@ class OnlineLearner:
         if not _finite(x) or not math.isfinite(y):
             self.rejected_non_finite += 1
             return None
-        target: Any = bool(y) if self.task == "classification" else float(y)
+        outcome = self.learn_example(x, y)
+        self.examples_learned += 1
+        self._remember(label_id, event_time_ms)
+        return outcome
+
+    def target(self, y: Any) -> Any:
+        """The label as the model learns it: a bool for classification, a float for regression."""
+        return bool(y) if self.task == "classification" else float(y)
+
+    def learn_example(self, x: dict[str, Any], y: Any) -> LearnOutcome:
+        """Predict, then learn, one example; metrics and loss detector too, but no dedupe and no count.
+
+        :meth:`learn_label` is this plus the label bookkeeping. On its own it serves a learner that takes
+        over a stream position whose examples are already counted (see :meth:`with_model`).
+        """
+        target = self.target(y)
         y_pred, has_prediction = self._predict(x)
         if self.metrics is not None and has_prediction:
             # like River's progressive_val_score, a model with no prediction yet (a tree before its first
@@ -130,9 +295,35 @@ class OnlineLearner:
         if drifted:
             self.drift_alarms += 1
         self.model.learn_one(x, target)
-        self.examples_learned += 1
-        self._remember(label_id, event_time_ms)
         return LearnOutcome(y_pred=y_pred, loss=loss, drift=drifted)
+
+    def with_model(self, model: Any, metrics: Any | None = None, version: str | None = None) -> OnlineLearner:
+        """A learner at this one's stream position that serves ``model`` instead.
+
+        The new learner takes over what recovery needs (the label offsets, the ids of learned labels, the
+        labels waiting for their vector, the example count), so swapping it in neither learns a label twice
+        nor loses one; the model, its ``metrics`` (default none), its loss detector and ``version`` are
+        its own. A drift response uses this to replace the live model with a challenger or a rolled-back
+        version.
+
+        Examples
+        --------
+        >>> from river import linear_model
+        >>> old = OnlineLearner("fraud", linear_model.LogisticRegression())
+        >>> _ = old.learn_label("l1", {"total": 900.0}, 1.0, event_time_ms=1_700_000_000_000)
+        >>> new = old.with_model(linear_model.LogisticRegression(), version="1.0.0-s2")
+        >>> new.examples_learned, new.seen("l1"), new.version, new.model is old.model
+        (1, True, '1.0.0-s2', False)
+        """
+        new = OnlineLearner(self.name, model, metrics, self.task, self.dedupe_horizon_ms)
+        new.examples_learned = self.examples_learned
+        new.offsets = dict(self.offsets)
+        new.pending = dict(self.pending)
+        new.rejected_non_finite = self.rejected_non_finite
+        new._seen = dict(self._seen)
+        new._watermark_ms = self._watermark_ms
+        new.version = version
+        return new
 
     def _predict(self, x: dict[str, Any]) -> tuple[float, bool]:
         """The score and whether the model gave a prediction at all."""
@@ -162,6 +353,11 @@ class OnlineLearner:
     def metric_values(self) -> dict[str, dict[str, float]]:
         """Current metrics (``{"cumulative": {...}, "rolling": {...}}``), empty without a metric set."""
         return dict(self.metrics.get()) if self.metrics is not None else {}
+
+    def __getstate__(self) -> dict[str, Any]:
+        state = self.__dict__.copy()
+        state.pop("_linear", None)  # derived from the model; rebuilt on first use
+        return state
 
     def __repr__(self) -> str:
         return f"OnlineLearner({self.name!r}, version={self.version!r}, examples={self.examples_learned})"

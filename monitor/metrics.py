@@ -25,6 +25,7 @@ hanzo_drift_active                            gauge      model, kind
 hanzo_snapshots_total                         counter    model
 hanzo_promotions_total                        counter    model
 hanzo_rollbacks_total                         counter    model
+hanzo_drift_responses_total                   counter    model, action
 hanzo_model_version_info                      gauge      model, version, alias
 hanzo_redis_errors_total                      counter    op
 hanzo_broker_errors_total                     counter    op
@@ -176,6 +177,12 @@ class Metrics:
         self.snapshots_total = self._counter("snapshots_total", "Model snapshots written.", "model")
         self.promotions_total = self._counter("promotions_total", "Versions promoted to an alias.", "model")
         self.rollbacks_total = self._counter("rollbacks_total", "Rollbacks to an earlier version.", "model")
+        self.drift_responses_total = self._counter(
+            "drift_responses_total",
+            "Drift response actions (alert, challenger_started, challenger_dropped, promote, rollback).",
+            "model",
+            "action",
+        )
         self.model_version_info = self._gauge(
             "model_version_info", "1 for the version an alias points to.", "model", "version", "alias"
         )

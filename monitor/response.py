@@ -24,6 +24,7 @@ from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import BaseModel, ConfigDict
+from river import base as river_base
 from river import metrics as river_metrics
 from river import utils as river_utils
 
@@ -47,7 +48,8 @@ class Decision(BaseModel):
     ``action`` is ``"none"`` on an ordinary example. ``should_promote`` is ``True`` (with
     ``action="promote"``) when the challenger won; ``rollback_to`` names the version to roll back to
     (``action="rollback"``). The scores are the rolling metric of the champion and of the challenger over
-    the compared examples.
+    the compared examples; ``challenger_pred`` is the challenger's prediction for this example, made before
+    it learned it (``None`` while no challenger is on trial).
     """
 
     model_config = ConfigDict(frozen=True)
@@ -60,6 +62,11 @@ class Decision(BaseModel):
     challenger_score: float | None = None
     n_compared: int = 0
     reason: str = ""
+    challenger_pred: float | None = None
+
+
+#: The decision of an ordinary example (frozen, so one instance serves every call).
+NO_ACTION = Decision()
 
 
 class DriftResponse(abc.ABC):
@@ -109,21 +116,29 @@ class AlertResponse(DriftResponse):
         """Count the example; a drift gives ``action="alert"``."""
         self.n_observed += 1
         if not drift:
-            return Decision()
+            return NO_ACTION
         self.n_alarms += 1
         logger.info("drift response alert: alarm %d at example %d", self.n_alarms, self.n_observed)
         return Decision(action="alert", drift=True, reason="drift alarm recorded")
 
 
+def _is_classifier(model: Any) -> bool:
+    """Whether a River estimator classifies (a pipeline by its last step: all have predict_proba_one)."""
+    while hasattr(model, "_last_step"):
+        model = model._last_step
+    return isinstance(model, river_base.Classifier)
+
+
 def _proba(model: Any, x: Mapping[str, Any]) -> float:
     """The model's probability of the positive class (``True`` or ``1``), or its prediction for regressors."""
-    if hasattr(model, "predict_proba_one"):
+    if _is_classifier(model):
         proba = model.predict_proba_one(x)
         for key in (True, 1):
             if key in proba:
                 return float(proba[key])
         return 0.0
-    return float(model.predict_one(x))
+    y = model.predict_one(x)
+    return float(y) if y is not None else 0.0
 
 
 class ChallengerResponse(DriftResponse):
@@ -224,7 +239,9 @@ class ChallengerResponse(DriftResponse):
             return None, None
         return float(self._champion_metric.get()), float(self._challenger_metric.get())
 
-    def _decision(self, action: Action, drift: bool, reason: str = "", promote: bool = False) -> Decision:
+    def _decision(
+        self, action: Action, drift: bool, pred: float, reason: str = "", promote: bool = False
+    ) -> Decision:
         champion, challenger = self._scores()
         return Decision(
             action=action,
@@ -234,6 +251,7 @@ class ChallengerResponse(DriftResponse):
             challenger_score=challenger,
             n_compared=self.n_compared,
             reason=reason,
+            challenger_pred=pred,
         )
 
     def _update(self, metric: Any, y: Any, pred: float) -> None:
@@ -247,7 +265,7 @@ class ChallengerResponse(DriftResponse):
         started = False
         if self.challenger is None:
             if not drift:
-                return Decision()
+                return NO_ACTION
             self.challenger = self.champion.clone()
             self._champion_metric = self._new_metric()
             self._challenger_metric = self._new_metric()
@@ -270,17 +288,26 @@ class ChallengerResponse(DriftResponse):
                 self.n_compared,
             )
             return self._decision(
-                "promote", drift, f"challenger better by {gain:.4g} over {self.n_compared} examples", True
+                "promote",
+                drift,
+                challenger_pred,
+                f"challenger better by {gain:.4g} over {self.n_compared} examples",
+                True,
             )
         if self.n_compared >= self.max_examples:
             decision = self._decision(
-                "challenger_dropped", drift, f"no win by {self.margin} after {self.n_compared} examples"
+                "challenger_dropped",
+                drift,
+                challenger_pred,
+                f"no win by {self.margin} after {self.n_compared} examples",
             )
             self._reset()
             return decision
         if started:
-            return self._decision("challenger_started", drift, "drift alarm: challenger cloned from champion")
-        return self._decision("none", drift)
+            return self._decision(
+                "challenger_started", drift, challenger_pred, "drift alarm: challenger cloned from champion"
+            )
+        return self._decision("none", drift, challenger_pred)
 
     def promote(self) -> Any:
         """Make the challenger the champion, end the trial and return the new champion."""
@@ -371,7 +398,7 @@ class RollbackResponse(DriftResponse):
     def observe(self, x: Mapping[str, Any], y: Any, champion_pred: float, drift: bool) -> Decision:
         """On drift, look up the rollback target; without one the decision is an ``alert``."""
         if not drift:
-            return Decision()
+            return NO_ACTION
         version, reason = self.target()
         if version is None:
             logger.warning("drift response rollback: %s", reason)

@@ -33,6 +33,7 @@ EXPECTED = {
     "snapshots_total": (Counter, ("model",)),
     "promotions_total": (Counter, ("model",)),
     "rollbacks_total": (Counter, ("model",)),
+    "drift_responses_total": (Counter, ("model", "action")),
     "model_version_info": (Gauge, ("model", "version", "alias")),
     "redis_errors_total": (Counter, ("op",)),
     "broker_errors_total": (Counter, ("op",)),
