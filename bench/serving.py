@@ -10,7 +10,8 @@ orders and registers it, then measures:
   request-time values vary, so the prediction cache almost never hits;
 * ``http_predict_p50_ms_500rps`` / ``http_predict_p99_ms_500rps``: ``POST /predict/fraud_detection`` to
   a serving worker (``bench.serving_server``, a Faust app) at a fixed open-loop rate from a separate
-  process (``bench.serving_sender``); latency from each request's scheduled send time, so queueing counts;
+  process (``bench.serving_sender``, one distinct body per request); latency from each request's
+  scheduled send time, so queueing and the sender's own lateness count;
 * ``snapshot_ms``: ``Registry.register`` of the trained model; ``reload_ms``: ``engine.reload`` after a
   promotion (manifest read, verified load, swap).
 
@@ -273,7 +274,8 @@ def report(section: dict[str, Any]) -> None:
     if http:
         p99 = http["p99_ms"]
         note = (f"{http['offered_rps']}/s offered, {http['completed_rps']}/s answered, "
-                f"status {http['status']}, errors {http['errors'] or 0}")
+                f"status {http['status']}, errors {http['errors'] or 0}, sender late p99 "
+                f"{http['send_lag_p99_ms']:.1f} ms, sender CPU {http['sender_cpu_share']:.0%}")
         note += ", met" if p99 <= 10 else ", missed"
         table.add_row(f"HTTP predict, {http['rate']:.0f} req/s open loop", f"{http['p50_ms']:.3f}",
                       f"{p99:.3f}", "<= 10", note)

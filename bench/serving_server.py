@@ -35,7 +35,8 @@ def build_app(args: argparse.Namespace) -> faust.App:
         key_prefix=args.key_prefix,
         registry=RegistryReader(Path(args.registry_dir)),
         max_batch=args.max_batch,
-        max_wait_ms=args.max_wait_ms,
+        max_inflight=args.max_inflight,
+        read_in_thread=args.read_in_thread,
     )
     app = faust.App(
         args.app_id,
@@ -72,7 +73,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--app-id", default="hanzo-serving")
     p.add_argument("--datadir", default=None)
     p.add_argument("--max-batch", type=int, default=64)
-    p.add_argument("--max-wait-ms", type=float, default=1.0)
+    p.add_argument("--max-inflight", type=int, default=2)
+    p.add_argument("--read-in-thread", action="store_true", help="read the store in a reader thread")
     args = p.parse_args(argv)
     logging.basicConfig(level=logging.WARNING)
     app = build_app(args)

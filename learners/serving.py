@@ -7,13 +7,19 @@ model it serves, which may follow a registry alias (``production``) and be swapp
 
 Guarantees, stated plainly:
 
-- Concurrent :meth:`ServingEngine.predict` calls are collected into batches of at most ``max_batch``;
-  the engine lingers for more only while new requests keep arriving, and never longer than
-  ``max_wait_ms``, so an idle engine adds no wait. One batch reads the features of all its entities
-  with one store call per entity kind (``get_features_batch``), then scores each request.
-- A batch is read and scored without yielding to the event loop, and a model swap (hot reload) is one
-  assignment on the loop's thread: a swap happens between batches, never inside one, and every
-  response names the version that scored it.
+- Concurrent :meth:`ServingEngine.predict` calls are collected into batches of at most ``max_batch``.
+  A batch is sent when it is full or on the next turn of the event loop (no timer), so an idle engine
+  adds no wait and the callers answered by one batch come back together as the next one. One batch
+  reads the features of all its entities with one store call per entity kind (``get_features_batch``).
+- A batch's read runs on the loop's thread by default. With ``read_in_thread=True`` (a thread-safe
+  store: the Redis one) it runs in a reader thread, up to ``max_inflight`` batches queued, so the loop
+  scores one batch and accepts new requests while Redis computes the next one's features: worth it when
+  the round trip to Redis is long against the Python work (a remote Redis) and a core is free; on a
+  small, busy machine the thread hand-offs cost more than they save (see ``bench.serving``).
+  A batch is scored by the models served when its read started, without yielding to the event loop;
+  a model swap (hot reload) is one assignment on the loop's thread, so a swap happens between batches,
+  never inside one, batches are answered in the order they were sent, and every response names the
+  version that scored it.
 - The cache hits only when the stored values just read equal those the cached score was computed from
   (see :mod:`learners.serving_cache`); it saves the model call, not the store read.
 
@@ -30,6 +36,8 @@ import logging
 import math
 import time
 from collections.abc import Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from functools import partial
 from typing import Any
 
 import redis
@@ -49,6 +57,10 @@ from learners.serving_models import (
 
 logger = logging.getLogger(__name__)
 
+#: What a batch reads and who scores it: the served models by name (taken when the read starts) and,
+#: per entity kind, ``(entity, ids, feature names, positions of its requests in the batch)``.
+_Plan = tuple[dict[str, ServedModel], list[tuple[str, list[str], list[str], list[int]]]]
+
 
 class ServingEngine:
     """Serve models over the feature store: batched reads, a prediction cache, registry hot reload.
@@ -64,11 +76,15 @@ class ServingEngine:
     registry
         A :class:`registry.RegistryReader`, for :meth:`follow` and :meth:`reload`.
     max_batch
-        Most requests scored in one batch.
-    max_wait_ms
-        Longest time a batch waits for more requests (only while more keep arriving).
+        Most requests scored in one batch (sent when full, else on the next turn of the event loop).
     cache_size
         Entries of the prediction cache; ``0`` turns it off.
+    max_inflight
+        With ``read_in_thread``: most batches whose read is under way at once (queued to the reader
+        thread or running); more requests wait, and go in the batch sent when a read ends.
+    read_in_thread
+        Read the store in a reader thread, so the event loop keeps working during a read. Only with a
+        thread-safe store (the Redis one; not :class:`features.InMemoryOnlineStore`).
 
     Examples
     --------
@@ -93,32 +109,34 @@ class ServingEngine:
         key_prefix: str = "",
         registry: Any | None = None,
         max_batch: int = 64,
-        max_wait_ms: float = 1.0,
         cache_size: int = 10_000,
+        max_inflight: int = 2,
+        read_in_thread: bool = False,
     ) -> None:
         self.store = store
         self.redis_client = redis_client
         self.key_prefix = key_prefix
         self.registry = registry
         self.max_batch = max_batch
-        self.max_wait_ms = max_wait_ms
         self.cache_size = cache_size
+        self.max_inflight = max_inflight
+        self.read_in_thread = read_in_thread
         self._reset()
 
     def _reset(self) -> None:
         if self.max_batch < 1:
             msg = f"max_batch={self.max_batch} must be at least 1"
             raise ConfigError(msg)
-        if self.max_wait_ms < 0:
-            msg = f"max_wait_ms={self.max_wait_ms} is negative; give 0 or more"
+        if self.max_inflight < 1:
+            msg = f"max_inflight={self.max_inflight} must be at least 1"
             raise ConfigError(msg)
         self.cache = PredictionCache(self.cache_size)
         self._models: dict[str, ServedModel] = {}
         self._generation = 0
         self._pending: list[Request] = []
         self._scheduled = False
-        self._linger_start = 0.0
-        self._seen = 0
+        self._reader: ThreadPoolExecutor | None = None  # made on the first threaded read
+        self._inflight: set[asyncio.Future[Any]] = set()
         self._followers: dict[str, asyncio.Task[None]] = {}
         self.batches = 0
         self.store_reads = 0
@@ -180,6 +198,8 @@ class ServingEngine:
             alias=alias,
             generation=self._generation,
             stored=tuple(f for f in features if owner.get(f) == entity),
+            id_key=f"{entity}_id",
+            feature_set=frozenset(features),
             scorer=scorer_for(model),
             loaded_at=time.time(),
         )
@@ -203,11 +223,11 @@ class ServingEngine:
     # -- predictions ----------------------------------------------------------------------------------
 
     def _request(self, model: str, features: Mapping[str, Any]) -> Request:
-        entry = self.served(model)
-        if not isinstance(features, Mapping):
+        entry = self._models.get(model) or self.served(model)
+        if type(features) is not dict and not isinstance(features, Mapping):
             msg = f"features must be a mapping of names to values, got {type(features).__name__}"
             raise ValidationError(msg)
-        id_key = f"{entry.entity}_id"
+        id_key = entry.id_key
         entity_id = features.get(id_key)
         if isinstance(entity_id, int) and not isinstance(entity_id, bool):
             entity_id = str(entity_id)
@@ -217,16 +237,19 @@ class ServingEngine:
                 f"got {entity_id!r}"
             )
             raise ValidationError(msg)
-        wanted = set(entry.features)
+        wanted = entry.feature_set
         values: dict[str, Any] = {}
         ignored = []
         for k, v in features.items():
             if k == id_key:
                 continue
-            if isinstance(v, float) and not math.isfinite(v):
+            t = type(v)
+            if t is float:
+                if not math.isfinite(v):
+                    check_value(k, v)
+            elif t is not str and t is not int and v is not None and k in wanted:
                 check_value(k, v)
             if k in wanted:
-                check_value(k, v)
                 values[k] = v
             else:
                 ignored.append(k)
@@ -240,20 +263,16 @@ class ServingEngine:
         """
         req = self._request(model, features)
         loop = asyncio.get_running_loop()
-        req.future = loop.create_future()
+        future: asyncio.Future[Prediction] = loop.create_future()
+        req.future = future
         self._pending.append(req)
-        if len(self._pending) >= self.max_batch:
-            self._flush()
-            # the callers just answered come back within this loop iteration: a check already scheduled
-            # counts them as new arrivals and waits for them, instead of sending a batch of one or two
-            self._seen = 0
-            self._linger_start = time.perf_counter()
+        if len(self._pending) >= self.max_batch and self.read_in_thread:
+            self._dispatch(loop)  # a full batch starts reading at once (inline, it would answer us now)
         elif not self._scheduled:
+            # the requests made during this turn of the loop go together, on the next one
             self._scheduled = True
-            self._linger_start = time.perf_counter()
-            self._seen = len(self._pending)
-            loop.call_soon(self._check, loop)
-        return await req.future
+            loop.call_soon(self._tick, loop)
+        return await future
 
     def predict_sync(self, model: str, features: Mapping[str, Any]) -> Prediction:
         """Score one entity now, in the calling thread (no batching)."""
@@ -262,56 +281,93 @@ class ServingEngine:
             raise result
         return result
 
-    def _check(self, loop: asyncio.AbstractEventLoop) -> None:
-        n = len(self._pending)
-        if n > self._seen and (time.perf_counter() - self._linger_start) * 1000 < self.max_wait_ms:
-            self._seen = n  # requests are still arriving: give them one more loop iteration
-            loop.call_soon(self._check, loop)
-            return
+    def _tick(self, loop: asyncio.AbstractEventLoop) -> None:
         self._scheduled = False
-        self._flush()
+        self._dispatch(loop)
 
-    def _flush(self) -> None:
-        while self._pending:
+    def _dispatch(self, loop: asyncio.AbstractEventLoop) -> None:
+        """Send the waiting requests, ``max_batch`` at a time, while fewer than ``max_inflight`` read."""
+        while self._pending and len(self._inflight) < self.max_inflight:
             batch = self._pending[: self.max_batch]
             del self._pending[: self.max_batch]
-            try:
-                results = self._process(batch)
-            except Exception as exc:  # a bug in the engine: every caller of the batch gets it
-                logger.exception("serving batch of %d failed", len(batch))
-                results = [exc] * len(batch)
-            for req, result in zip(batch, results, strict=True):
-                fut = req.future
-                if fut is None or fut.done():
-                    continue
-                if isinstance(result, BaseException):
-                    fut.set_exception(result)
-                else:
-                    fut.set_result(result)
+            if not self.read_in_thread:
+                self._answer(batch, self._process(batch))
+                continue
+            plan = self._plan(batch)
+            if self._reader is None:
+                self._reader = ThreadPoolExecutor(1, thread_name_prefix="serving-read")
+            read = loop.run_in_executor(self._reader, self._read_plan, plan)
+            self._inflight.add(read)
+            read.add_done_callback(partial(self._on_read, batch, plan, loop))
+
+    def _on_read(
+        self, batch: list[Request], plan: _Plan, loop: asyncio.AbstractEventLoop, read: asyncio.Future[Any]
+    ) -> None:
+        self._inflight.discard(read)
+        try:
+            results = self._score_plan(batch, plan, read.result())
+        except Exception as exc:  # a bug in the engine: every caller of the batch gets it
+            logger.exception("serving batch of %d failed", len(batch))
+            results = [exc] * len(batch)
+        self._answer(batch, results)
+        self._dispatch(loop)  # what waited for a free read slot goes now
+
+    def _answer(self, batch: Sequence[Request], results: Sequence[Prediction | BaseException]) -> None:
+        for req, result in zip(batch, results, strict=True):
+            fut = req.future
+            if fut is None or fut.done():
+                continue
+            if isinstance(result, BaseException):
+                fut.set_exception(result)
+            else:
+                fut.set_result(result)
 
     def _process(self, batch: Sequence[Request]) -> list[Prediction | BaseException]:
         """Read the batch's features (one store call per entity kind) and score every request."""
+        try:
+            plan = self._plan(batch)
+            return self._score_plan(batch, plan, self._read_plan(plan))
+        except Exception as exc:  # a bug in the engine: every caller of the batch gets it
+            logger.exception("serving batch of %d failed", len(batch))
+            return [exc] * len(batch)
+
+    def _plan(self, batch: Sequence[Request]) -> _Plan:
+        """The served models of the batch (taken now: they score it) and the reads it needs."""
         self.batches += 1
-        results: list[Prediction | BaseException | None] = [None] * len(batch)
         entries: dict[str, ServedModel] = {}
         groups: dict[str, list[int]] = {}
         for i, req in enumerate(batch):
-            entry = self._models.get(req.name)
+            entry = entries.get(req.name) or self._models.get(req.name)
             if entry is None:
-                try:
-                    self.served(req.name)
-                except UnknownModelError as exc:
-                    results[i] = exc
-                continue
+                continue  # unknown by now (never, unless unregistered): answered in _score_plan
             entries[req.name] = entry
             groups.setdefault(entry.entity, []).append(i)
+        reads = []
         for entity, idxs in groups.items():
             names = list(dict.fromkeys(f for i in idxs for f in entries[batch[i].name].stored))
             ids = list(dict.fromkeys(batch[i].entity_id for i in idxs))
+            reads.append((entity, ids, names, idxs))
+        return entries, reads
+
+    def _read_plan(self, plan: _Plan) -> list[dict[str, dict[str, float | None] | BaseException]]:
+        """The store reads of a plan, one per entity kind (runs in the reader thread when threaded)."""
+        out = []
+        for entity, ids, names, _ in plan[1]:
             try:
-                rows = self._read(entity, ids, names)
+                out.append(self._read(entity, ids, names))
             except Exception as exc:  # the store failed: every request of this entity kind gets why
-                rows = dict.fromkeys(ids, exc)
+                out.append(dict.fromkeys(ids, exc))
+        return out
+
+    def _score_plan(
+        self,
+        batch: Sequence[Request],
+        plan: _Plan,
+        rows_by_read: list[dict[str, dict[str, float | None] | BaseException]],
+    ) -> list[Prediction | BaseException]:
+        entries, reads = plan
+        results: list[Prediction | BaseException | None] = [None] * len(batch)
+        for (_, _, _, idxs), rows in zip(reads, rows_by_read, strict=True):
             for i in idxs:
                 req = batch[i]
                 row = rows[req.entity_id]
@@ -322,6 +378,12 @@ class ServingEngine:
                     results[i] = self._score(entries[req.name], req, row)
                 except Exception as exc:
                     exc.add_note(f"while scoring {req.entity_id!r} with model {req.name!r}")
+                    results[i] = exc
+        for i, req in enumerate(batch):
+            if results[i] is None and req.name not in entries:
+                try:
+                    self.served(req.name)
+                except UnknownModelError as exc:
                     results[i] = exc
         return [r if r is not None else HanzoError("request not processed") for r in results]
 
@@ -427,7 +489,11 @@ class ServingEngine:
         self.reloads += 1
         logger.info(
             "serving %s@%s (%s=%s, was %s) loaded in %.1f ms",
-            name, loaded.version, alias, loaded.version, current.version if current else None,
+            name,
+            loaded.version,
+            alias,
+            loaded.version,
+            current.version if current else None,
             (time.perf_counter() - started) * 1e3,
         )
         return True
@@ -470,12 +536,17 @@ class ServingEngine:
                 self.reload_errors += 1
                 if str(exc) != last_error:
                     last_error = str(exc)
-                    logger.error("following %s@%s failed, still serving %s: %s", name, alias,
-                                 self._models[name].version if name in self._models else None, exc)
+                    logger.error(
+                        "following %s@%s failed, still serving %s: %s",
+                        name,
+                        alias,
+                        self._models[name].version if name in self._models else None,
+                        exc,
+                    )
             await asyncio.sleep(every_s)
 
     async def close(self) -> None:
-        """Stop following the registry and answer the requests still waiting."""
+        """Stop following the registry, answer the requests still waiting, stop the reader thread."""
         tasks = list(self._followers.values())
         self._followers.clear()
         for t in tasks:
@@ -483,4 +554,12 @@ class ServingEngine:
         for t in tasks:
             with contextlib.suppress(asyncio.CancelledError):
                 await t
-        self._flush()
+        while self._inflight or self._pending:
+            if self._inflight:
+                await asyncio.wait(list(self._inflight))
+                await asyncio.sleep(0)  # let the done callbacks answer and send what waited
+            else:
+                self._dispatch(asyncio.get_running_loop())
+        if self._reader is not None:
+            self._reader.shutdown(wait=True)
+            self._reader = None

@@ -12,6 +12,8 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+from river import base, compose
+
 from config.errors import ConfigError, HanzoError, ValidationError
 from learners.online import OnlineLearner
 
@@ -90,6 +92,8 @@ class ServedModel:
     stored: tuple[str, ...]
     scorer: Callable[[dict[str, Any]], float] = field(repr=False)
     loaded_at: float = 0.0
+    id_key: str = ""  # the request key naming the entity, ``<entity>_id`` (the engine sets it)
+    feature_set: frozenset[str] = field(default=frozenset(), repr=False)
 
     def describe(self) -> dict[str, Any]:
         """What ``GET /models`` says about it."""
@@ -119,15 +123,24 @@ class Request:
 def scorer_for(model: Any) -> Callable[[dict[str, Any]], float]:
     """The function giving the score of one feature dict: ``OnlineLearner.score``, else River's protocol.
 
+    River pipelines get the flat form of :func:`flat_scorer` (same result, a fraction of the calls).
+
     Examples
     --------
     >>> from river import linear_model
     >>> scorer_for(linear_model.LogisticRegression())({"x": 1.0})
     0.5
     """
+    slow = _river_scorer(model)
+    return flat_scorer(model, slow) or slow
+
+
+def _river_scorer(model: Any) -> Callable[[dict[str, Any]], float]:
     if isinstance(model, OnlineLearner):
         return model.score
-    if callable(getattr(model, "predict_proba_one", None)):
+    # a pipeline has every method; its last step says which one answers
+    last = list(model.steps.values())[-1] if isinstance(model, compose.Pipeline) and model.steps else model
+    if callable(getattr(last, "predict_proba_one", None)):
 
         def proba(x: dict[str, Any]) -> float:
             p = model.predict_proba_one(x)
@@ -143,6 +156,119 @@ def scorer_for(model: Any) -> Callable[[dict[str, Any]], float]:
         return value
     msg = f"cannot serve a {type(model).__name__}: it has neither predict_proba_one nor predict_one"
     raise ConfigError(msg)
+
+
+Transform = Callable[[dict[str, Any]], dict[str, Any]]
+
+
+def _flat_transform(step: Any) -> Transform | None:
+    """One function doing what ``step.transform_one`` does, without the composition layers in between."""
+    if isinstance(step, compose.Select):
+        keys: Any = step.keys
+
+        def select(x: dict[str, Any]) -> dict[str, Any]:
+            return {i: x[i] for i in keys}  # River's Select.transform_one, the same set iterated
+
+        return select
+    if isinstance(step, compose.TransformerUnion):
+        parts = [_flat_transform(t) for t in reversed(step.transformers.values())]
+        if any(f is None for f in parts):
+            return None
+        funcs = [f for f in parts if f is not None]
+
+        def union(x: dict[str, Any]) -> dict[str, Any]:
+            out: dict[str, Any] = {}
+            for f in funcs:  # reversed and updated in turn: the first transformer wins, as in River
+                out.update(f(x))
+            return out
+
+        return union
+    if isinstance(step, compose.Pipeline):
+        return _chain(list(step.steps.values()))
+    if isinstance(step, base.Transformer) and not isinstance(step, base.AnomalyDetector | base.AnomalyFilter):
+        transform: Transform = step.transform_one  # type: ignore[assignment]
+        return transform
+    return None
+
+
+def _chain(steps: list[Any]) -> Transform | None:
+    """The flat form of transformers applied one after the other."""
+    parts = [_flat_transform(t) for t in steps]
+    funcs = [f for f in parts if f is not None]
+    if not funcs or len(funcs) < len(parts):
+        return None
+    if len(funcs) == 1:
+        return funcs[0]
+    if len(funcs) == 2:
+        first, second = funcs
+
+        def pair(x: dict[str, Any]) -> dict[str, Any]:
+            return second(first(x))
+
+        return pair
+
+    def chain(x: dict[str, Any]) -> dict[str, Any]:
+        for f in funcs:
+            x = f(x)
+        return x
+
+    return chain
+
+
+def flat_scorer(
+    model: Any, slow: Callable[[dict[str, Any]], float] | None = None
+) -> Callable[[dict[str, Any]], float] | None:
+    """The score of a River pipeline computed step by step without its composition layers, or ``None``.
+
+    A pipeline of transformers (``Select``, ``TransformerUnion``, nested pipelines, any transformer's
+    ``transform_one``) ending in a classifier or regressor is flattened into one function that builds
+    the same feature dict, in the same key order, and hands it to the estimator's own
+    ``predict_proba_one`` / ``predict_one``: the score is the same float River computes, at about half
+    the cost. It reads the model's live state, so a model that keeps learning is scored as it is now.
+    Within ``compose.learn_during_predict()``, for an :class:`OnlineLearner` whose model was replaced, or
+    when the flat form raises, ``slow`` (River's own call) scores instead and its error is the one raised.
+
+    Examples
+    --------
+    >>> from river import compose, linear_model, preprocessing
+    >>> model = compose.Select("a", "b") | preprocessing.StandardScaler() | linear_model.LogisticRegression()
+    >>> model.learn_one({"a": 1.0, "b": 2.0}, True)
+    >>> fast = flat_scorer(model)
+    >>> fast({"a": 3.0, "b": 1.0}) == model.predict_proba_one({"a": 3.0, "b": 1.0})[True]
+    True
+    >>> flat_scorer(linear_model.LogisticRegression()) is None  # nothing to flatten
+    True
+    """
+    learner = model if isinstance(model, OnlineLearner) else None
+    pipeline = learner.model if learner is not None else model
+    if not isinstance(pipeline, compose.Pipeline) or len(pipeline.steps) < 2:
+        return None
+    *head, last = pipeline.steps.values()
+    transform = _chain(head)
+    if transform is None or isinstance(last, base.Transformer):
+        return None
+    regression = learner.task != "classification" if learner is not None else None
+    if regression is None:
+        regression = not callable(getattr(last, "predict_proba_one", None))
+    if regression and not callable(getattr(last, "predict_one", None)):
+        return None
+    fallback = slow if slow is not None else _river_scorer(model)
+    predict = last.predict_one if regression else last.predict_proba_one
+
+    def score(x: dict[str, Any]) -> float:
+        if compose.Pipeline._LEARN_UNSUPERVISED_DURING_PREDICT or (
+            learner is not None and learner.model is not pipeline
+        ):
+            return fallback(x)
+        try:
+            y = predict(transform(x))
+            if regression:
+                return float(y) if y is not None else 0.0
+            return float(y.get(True, y.get(1, 0.0)))
+        except Exception:  # River's own call says what is wrong (a missing feature...), or scores it
+            return fallback(x)
+
+    return score
 
 
 def check_value(name: str, value: Any) -> None:

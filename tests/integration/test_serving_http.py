@@ -51,13 +51,17 @@ def call(method: str, url: str, body: bytes | None = None) -> tuple[int, Any]:
     req = urllib.request.Request(url, data=body, method=method, headers={"content-type": "application/json"})
     try:
         with urllib.request.urlopen(req, timeout=5) as r:
+            assert r.headers["Content-Type"] == "application/json; charset=utf-8"
             return r.status, json.loads(r.read())
     except urllib.error.HTTPError as exc:
+        assert exc.headers["Content-Type"] == "application/json; charset=utf-8"
         return exc.code, json.loads(exc.read())
 
 
-@pytest.fixture
-def server(kafka_bootstrap: str, redis_url: str, key_prefix: str, tmp_path: Path) -> Iterator[dict[str, Any]]:
+@pytest.fixture(params=["inline", "reader-thread"])
+def server(
+    request: pytest.FixtureRequest, kafka_bootstrap: str, redis_url: str, key_prefix: str, tmp_path: Path
+) -> Iterator[dict[str, Any]]:
     registry = Registry(tmp_path / "registry")
     v1 = registry.register(trained(1.0), "fraud", version="1.0.0", metadata={"features": FEATURES})
     registry.promote("fraud", v1.version)
@@ -68,6 +72,8 @@ def server(kafka_bootstrap: str, redis_url: str, key_prefix: str, tmp_path: Path
             "--registry-dir", str(tmp_path / "registry"),
             "--model", "fraud", "--web-port", str(port), "--app-id", f"serving-{key_prefix.strip(':')}",
             "--datadir", str(tmp_path / "faust"), "--every-s", "0.2"]
+    if request.param == "reader-thread":
+        argv.append("--read-in-thread")
     with log.open("wb") as out:
         proc = subprocess.Popen(argv, stdout=out, stderr=subprocess.STDOUT, env=os.environ.copy())
     base = f"http://127.0.0.1:{port}"

@@ -3,18 +3,24 @@
 from __future__ import annotations
 
 import asyncio
+import random
+import threading
+import time
 from collections.abc import Sequence
 from pathlib import Path
 
 import pytest
-from river import linear_model, preprocessing
+from river import compose, linear_model, preprocessing
 
 from config.errors import ConfigError, ValidationError
+from config.pipeline import PipelineSpec
 from features import EventRecord, FeatureStore, InMemoryOnlineStore
+from learners.factory import build_model
 from learners.online import OnlineLearner
 from learners.serving import ServingEngine
-from learners.serving_models import UnknownModelError
+from learners.serving_models import UnknownModelError, flat_scorer, scorer_for
 from registry import Registry
+from streams.runtime import resolve_spec_path
 from streams.schemas import Order, OrderItem
 
 T0 = 1_700_000_000_000
@@ -105,7 +111,7 @@ async def test_unknown_entity_gets_the_store_defaults(store: FeatureStore) -> No
 
 
 async def test_concurrent_callers_share_one_store_read(store: FeatureStore, counting: CountingStore) -> None:
-    engine = ServingEngine(counting, max_batch=64, max_wait_ms=50.0)
+    engine = ServingEngine(counting, max_batch=64)
     engine.register("fraud", trained(1.0), FEATURES)
     requests = [{"customer_id": f"c{i % 10}", "order_total": float(i)} for i in range(40)]
     results = await asyncio.gather(*(engine.predict("fraud", r) for r in requests))
@@ -119,7 +125,7 @@ async def test_concurrent_callers_share_one_store_read(store: FeatureStore, coun
 
 
 async def test_batches_are_capped_at_max_batch(counting: CountingStore) -> None:
-    engine = ServingEngine(counting, max_batch=16, max_wait_ms=50.0, cache_size=0)
+    engine = ServingEngine(counting, max_batch=16, cache_size=0)
     engine.register("fraud", trained(1.0), FEATURES)
     results = await asyncio.gather(*(engine.predict("fraud", {"customer_id": f"c{i}"}) for i in range(40)))
     assert len(results) == 40
@@ -198,14 +204,15 @@ def test_register_checks_features_and_entity(store: FeatureStore) -> None:
         engine.lookup_score("fraud", "o1")
 
 
+@pytest.mark.parametrize("threaded", [False, True])
 async def test_hot_reload_swaps_between_batches_without_failed_requests(
-    store: FeatureStore, tmp_path: Path
+    store: FeatureStore, tmp_path: Path, threaded: bool
 ) -> None:
     registry = Registry(tmp_path)
     old_model, new_model = trained(1.0), trained(0.4)
     v1 = registry.register(old_model, "fraud", version="1.0.0", metadata={"features": FEATURES})
     registry.promote("fraud", v1.version)
-    engine = ServingEngine(store, registry=registry, cache_size=0)
+    engine = ServingEngine(store, registry=registry, cache_size=0, max_batch=4, read_in_thread=threaded)
     engine.follow("fraud", every_s=0.01)
     for _ in range(200):
         if engine.models():
@@ -272,3 +279,125 @@ async def test_follow_keeps_serving_when_the_registry_fails(store: FeatureStore,
     assert engine.served("fraud").version == "1.0.0"
     p = await engine.predict("fraud", {"customer_id": "c1"})
     assert p.version == "1.0.0"
+
+
+class SlowStore(CountingStore):
+    """The real store, each read taking a while (as a Redis round trip does), counting reads at once."""
+
+    def __init__(self, store: FeatureStore, seconds: float) -> None:
+        super().__init__(store)
+        self.seconds = seconds
+        self.running = 0
+        self.most_at_once = 0
+        self.threads: set[str] = set()
+        self._lock = threading.Lock()
+
+    def get_features_batch(self, entity: str, ids: Sequence[str], features=None, as_of_ms=None):  # type: ignore[no-untyped-def]
+        with self._lock:
+            self.running += 1
+            self.most_at_once = max(self.most_at_once, self.running)
+            self.threads.add(threading.current_thread().name)
+        time.sleep(self.seconds)
+        try:
+            return super().get_features_batch(entity, ids, features=features, as_of_ms=as_of_ms)
+        finally:
+            with self._lock:
+                self.running -= 1
+
+
+async def test_threaded_reads_keep_the_loop_free_and_batch_what_waits(store: FeatureStore) -> None:
+    slow = SlowStore(store, seconds=0.05)
+    engine = ServingEngine(slow, max_batch=8, max_inflight=2, read_in_thread=True, cache_size=0)
+    engine.register("fraud", trained(1.0), FEATURES)
+    ticks = 0
+
+    async def ticker() -> None:  # runs only while the loop is free
+        nonlocal ticks
+        while True:
+            ticks += 1
+            await asyncio.sleep(0.005)
+
+    tick = asyncio.create_task(ticker())
+    requests = [{"customer_id": f"c{i % 10}", "order_total": float(i)} for i in range(40)]
+    first = [asyncio.create_task(engine.predict("fraud", r)) for r in requests[:20]]
+    await asyncio.sleep(0.01)  # two batches of 8 read, 4 wait; then 20 more arrive
+    results = await asyncio.gather(*first, *(engine.predict("fraud", r) for r in requests[20:]))
+    tick.cancel()
+    await engine.close()
+    assert ticks >= 10  # the loop ran during the 0.15 s or more of reads
+    assert slow.most_at_once == 1 and slow.threads == {"serving-read_0"}  # one reader thread, in order
+    assert [len(c) for c in slow.calls[:2]] == [8, 8]
+    assert all(len(c) <= 8 for c in slow.calls) and len(slow.calls) == 5  # 40 requests, 8 a batch
+    alone = ServingEngine(store, cache_size=0)
+    alone.register("fraud", engine.served("fraud").model, FEATURES)
+    for r, p in zip(requests, results, strict=True):
+        assert p.entity_id == r["customer_id"] and p.score == alone.predict_sync("fraud", r).score
+
+
+async def test_close_answers_what_waits_for_a_read(store: FeatureStore) -> None:
+    slow = SlowStore(store, seconds=0.02)
+    engine = ServingEngine(slow, max_batch=2, max_inflight=1, read_in_thread=True)
+    engine.register("fraud", trained(1.0), FEATURES)
+    tasks = [asyncio.create_task(engine.predict("fraud", {"customer_id": f"c{i}"})) for i in range(7)]
+    await asyncio.sleep(0)
+    await engine.close()
+    assert all(t.done() for t in tasks)
+    assert [t.result().entity_id for t in tasks] == [f"c{i}" for i in range(7)]
+    assert [len(c) for c in slow.calls] == [2, 2, 2, 1]
+
+
+def _fraud_rows(rng: random.Random, n: int) -> list[dict]:
+    return [
+        {
+            "order_total": rng.uniform(5, 500), "orders_1h": float(rng.randint(0, 3)),
+            "orders_24h": float(rng.randint(0, 9)), "spend_24h": rng.uniform(0, 900),
+            "mean_order_value_30d": rng.uniform(0, 300), "lifetime_spend": rng.uniform(0, 5000),
+            "seconds_since_last_order": rng.choice([-1.0, rng.uniform(0, 1e6)]),
+            "account_age_days": rng.uniform(1, 900), "country_mismatch": float(rng.random() < 0.1),
+            "payment_method": rng.choice(["card", "paypal", "gift_card", "new_method"]),
+        }
+        for _ in range(n)
+    ]
+
+
+def test_flat_scorer_gives_river_s_exact_score_of_a_live_model() -> None:
+    spec = PipelineSpec.from_yaml(resolve_spec_path("fraud_detection"))
+    learner = OnlineLearner(spec.name, build_model(spec), task=spec.model.task)
+    fast = scorer_for(learner)
+    assert fast is not learner.score  # the pipeline was flattened
+    rng = random.Random(3)
+    for x in _fraud_rows(rng, 300):  # it keeps learning: the flat form reads the live state
+        assert fast(x) == learner.score(x)
+        learner.learn_one(x, x["order_total"] > 300 and x["country_mismatch"] == 1.0)
+    assert len({fast(x) for x in _fraud_rows(rng, 20)}) > 1
+    # a missing feature: River's own call raises, naming it
+    with pytest.raises(KeyError, match="payment_method"):
+        fast({k: v for k, v in _fraud_rows(rng, 1)[0].items() if k != "payment_method"})
+    x = _fraud_rows(rng, 1)[0]
+    learner.model = build_model(spec)  # a replaced model is scored, not the flattened one
+    assert fast(x) == learner.score(x) == 0.5
+
+
+def test_flat_scorer_regression_nesting_and_learning_during_predict() -> None:
+    model = (
+        compose.TransformerUnion(
+            compose.Select("a") | preprocessing.StandardScaler(), compose.Select("a", "b")
+        )
+        | compose.Select("a", "b")
+        | linear_model.LinearRegression()
+    )
+    rng = random.Random(5)
+    for _ in range(100):
+        a, b = rng.uniform(0, 10), rng.uniform(0, 10)
+        model.learn_one({"a": a, "b": b}, 2 * a - b)
+    fast = flat_scorer(model)
+    assert fast is not None
+    for _ in range(50):
+        x = {"a": rng.uniform(0, 10), "b": rng.uniform(0, 10)}
+        assert fast(x) == model.predict_one(x)
+    before, twin = model.clone(include_attributes=True), model.clone(include_attributes=True)
+    with compose.learn_during_predict():  # River's slow path learns the scaler: so does the scorer
+        assert fast({"a": 30.0, "b": 2.0}) == twin.predict_one({"a": 30.0, "b": 2.0})
+    x = {"a": 1.0, "b": 1.0}
+    assert fast(x) == twin.predict_one(x) != before.predict_one(x)
+    assert flat_scorer(linear_model.LogisticRegression()) is None
