@@ -18,6 +18,19 @@ from rich.table import Table
 from bench.results import RESULTS
 
 ORDER = ("features", "learners", "serving", "e2e", "quality", "drift", "chaos")
+#: figures kept in a nested object of a section that the summary shows too (section -> object -> keys)
+NESTED = {
+    "e2e": {
+        "memory_run": (
+            "orders",
+            "rss_mb_start",
+            "rss_mb_after_warmup",
+            "rss_mb_end",
+            "rss_mb_max",
+            "rss_mb_per_100k_orders_second_half",
+        )
+    }
+}
 console = Console()
 
 
@@ -43,7 +56,13 @@ def main() -> int:
     table.add_column("section")
     table.add_column("figures")
     for section, values in data.items():
-        shown = {k: v for k, v in values.items() if k not in ("machine", "when") and not isinstance(v, dict)}
+        shown = {
+            k: v for k, v in values.items() if k not in ("machine", "when") and not isinstance(v, dict | list)
+        }
+        for name, keys in NESTED.get(section, {}).items():
+            nested = values.get(name)
+            if isinstance(nested, dict):
+                shown |= {f"{name}.{k}": nested[k] for k in keys if k in nested}
         table.add_row(section, ", ".join(f"{k}={v}" for k, v in shown.items()))
     console.print(table)
     return 1 if failed else 0

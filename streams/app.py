@@ -8,6 +8,7 @@ lifecycle, signal handling, timers and the web server (bound to 127.0.0.1 by def
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import time
 from collections.abc import Callable, Sequence
@@ -21,17 +22,23 @@ from river import utils as river_utils
 
 from config.pipeline import PipelineSpec
 from learners.serving import ServingEngine
+from learners.vectors import ScoreWrite
 from monitor import Monitor
 from monitor.feature_drift import FeatureKind
 from monitor.metrics import serve_metrics
 from streams.batch_consumer import BatchConsumer, ConsumerOptions
+from streams.broker_epoch import LogLedger, worker_hooks
 from streams.dead_letters import DeadLetter
+from streams.drift_responder import DriftResponder, build_responders
+from streams.family_agent import add_family_agents
+from streams.leadership import learner_leadership
 from streams.learner_service import LabelBatchOutcome, LearnerService
 from streams.product_agent import add_product_agent
 from streams.rebuild import EpochMarker, restart_replay
 from streams.runtime import Runtime
 from streams.schemas import Label, to_json
 from streams.security import faust_broker_kwargs, kafka_client_kwargs, security_from
+from streams.topics import ensure_topics
 from streams.web import register_views
 
 logger = logging.getLogger(__name__)
@@ -48,6 +55,9 @@ class Hub:
         self.learner: LearnerService | None = None
         self.started_at = time.time()
         self.redis_ok = True
+        self.kafka_ok = True  # the broker answers (BatchConsumer's watcher)
+        #: models whose scores also go to the scores topic (``scoring.write_topic``)
+        self.score_topic_models = {spec.name for spec in runtime.specs if spec.scoring.write_topic}
         self.last_lag: int | None = None
         self.monitors: dict[str, Monitor] = {
             spec.name: Monitor(
@@ -60,6 +70,10 @@ class Hub:
             for spec in runtime.specs
             if spec.monitoring.drift_detectors
         }
+        # what a drift alarm on a learned example triggers: alert, challenger or rollback (per pipeline)
+        self.responders: dict[str, DriftResponder] = build_responders(
+            runtime.specs, runtime.slots, runtime.processor.scorers, runtime.registry, runtime.metrics
+        )
 
     async def send_dead_letters(self, letters: list[DeadLetter]) -> None:
         """Publish dead letters and wait for the broker's ack (before the batch commits)."""
@@ -81,6 +95,19 @@ class Hub:
         ]
         await asyncio.gather(*futures)
 
+    async def send_scores(self, scores: Sequence[ScoreWrite]) -> None:
+        """Publish the scores of pipelines with ``scoring.write_topic``, keyed by subject; wait for acks."""
+        assert self.producer is not None
+        topic = self.runtime.topics["scores"]
+        futures = [
+            await self.producer.send(
+                topic, json.dumps({"subject": s.subject, **s.record}).encode(), key=s.subject.encode()
+            )
+            for s in scores
+            if s.model in self.score_topic_models
+        ]
+        await asyncio.gather(*futures)
+
     async def handle_orders(self, records: Sequence[ConsumerRecord]) -> None:
         """The order/event batch handler: process, publish dead letters, count."""
         rt = self.runtime
@@ -96,14 +123,21 @@ class Hub:
             await self.send_dead_letters(outcome.dead_letters)
         if outcome.labels:
             await self.send_labels(outcome.labels)
+        if outcome.scores and self.score_topic_models:
+            await self.send_scores(outcome.scores)
         m = rt.metrics
         for name, n in outcome.expired.items():
             if n:
                 m.labels_expired_total.labels(model=name).inc(n)
+        observed: dict[str, tuple[list[dict[str, Any]], list[float], list[float]]] = {}
         for name, x, score, seconds in outcome.predictions:
-            monitor = self.monitors.get(name)
-            if monitor is not None:
-                monitor.observe(x, score, latency_s=seconds)
+            if name in self.monitors:
+                xs, scores, latencies = observed.setdefault(name, ([], [], []))
+                xs.append(x)
+                scores.append(score)
+                latencies.append(seconds)
+        for name, (xs, scores, latencies) in observed.items():
+            self.monitors[name].observe_many(xs, scores, latencies)  # as observe() on each, in one call
         per_topic: dict[str, int] = {}
         for r in records:
             per_topic[r.topic] = per_topic.get(r.topic, 0) + 1
@@ -133,9 +167,13 @@ class Hub:
         m = self.runtime.metrics
         for name, examples in outcome.examples.items():
             monitor = self.monitors.get(name)
+            alarms = [False] * len(examples)
             if monitor is not None:
-                for y_pred, y_true, loss in examples:
-                    monitor.observe_label(y_pred, y_true, loss)
+                alarms = [monitor.observe_label(y_pred, y_true, loss) for y_pred, y_true, loss in examples]
+            responder = self.responders.get(name)
+            if responder is not None:
+                # between label batches, so a promoted or rolled-back model replaces the live one at once
+                responder.observe_batch(outcome.inputs.get(name, []), examples, alarms)
         for slot in self.runtime.slots:
             n = outcome.learned.get(slot.name, 0)
             if n:
@@ -223,6 +261,7 @@ def create_app(runtime: Runtime, bootstrap: str) -> tuple[faust.App, Hub]:
     s = runtime.settings
     sec = security_from(s)
     client_kwargs = kafka_client_kwargs(sec)
+    s.state_dir.mkdir(parents=True, exist_ok=True)  # Faust's datadir goes in it
     app = faust.App(
         s.app_id,
         broker=f"kafka://{bootstrap}",
@@ -232,6 +271,7 @@ def create_app(runtime: Runtime, bootstrap: str) -> tuple[faust.App, Hub]:
         web_port=s.web_port,
         web_bind=s.web_host,
         store="memory://",
+        datadir=str(s.state_dir / f"{s.app_id}-data"),  # not the current folder
         topic_partitions=s.partitions,
         producer_acks=-1,
         **faust_broker_kwargs(sec),
@@ -246,10 +286,17 @@ def create_app(runtime: Runtime, bootstrap: str) -> tuple[faust.App, Hub]:
     register_views(app, engine)
     # product-level features: orders repartitioned by product id, applied by their own agent
     add_product_agent(app, runtime.store, s.topic_orders, partitions=s.partitions)
+    add_family_agents(app, runtime, bootstrap)  # demand, reco, pricing, ranking pipelines (none: no-op)
 
     def epoch_check_failed(exc: Exception) -> None:
         hub.redis_ok = False
         runtime.metrics.redis_errors_total.labels(op="epoch_check").inc()
+
+    repartition = f"{s.topic_orders}-by-product-repartition"  # add_product_agent's default name
+
+    async def recreate() -> None:
+        wanted = {t: s.partitions for t in [*runtime.topics.values(), repartition]}
+        await ensure_topics(bootstrap, wanted, client_kwargs=client_kwargs)
 
     @app.task
     async def start_services() -> None:
@@ -269,6 +316,11 @@ def create_app(runtime: Runtime, bootstrap: str) -> tuple[faust.App, Hub]:
             # Redis came back empty (the epoch marker is gone): replay the topics to rebuild it
             guard=EpochMarker(runtime.redis, s.key_prefix, on_error=epoch_check_failed),
             on_rewind=lambda: _rebuilt(runtime),
+            # the broker came back empty (embedded Tansu): recreate the topics, new fence epoch, rewind
+            ledger=LogLedger(
+                runtime.redis, s.key_prefix, fence_topics=[repartition], partitions=s.partitions
+            ),
+            hooks=worker_hooks(hub, runtime.metrics, recreate),
         )
         for slot in runtime.slots:
             monitor = hub.monitors.get(slot.name)
@@ -286,11 +338,14 @@ def create_app(runtime: Runtime, bootstrap: str) -> tuple[faust.App, Hub]:
             runtime.registry,
             on_batch=hub.handle_labels,
             on_promote=promoted,
+            client_kwargs=client_kwargs,
+            autostart=False,  # only the holder of the learner lease learns (streams.leadership)
         )
         await app.add_runtime_dependency(hub.orders)
         runtime.processor.expected_partitions = hub.owned_order_partitions
         runtime.joiner.caught_up = hub.scoring_caught_up
         await app.add_runtime_dependency(hub.learner)
+        await app.add_runtime_dependency(learner_leadership(runtime, hub.learner))
         for spec in runtime.specs:
             engine.follow(spec.name)
         runtime.metrics.worker_up.set(1)
@@ -302,10 +357,11 @@ def create_app(runtime: Runtime, bootstrap: str) -> tuple[faust.App, Hub]:
 
     @app.page("/health")
     async def health(web: Any, request: Any) -> Any:
-        ok = hub.orders is not None and hub.learner is not None and hub.redis_ok
+        ok = hub.orders is not None and hub.learner is not None and hub.redis_ok and hub.kafka_ok
         body = {
             "status": "ok" if ok else "degraded",
             "redis": "ok" if hub.redis_ok else "failing",
+            "kafka": "ok" if hub.kafka_ok else "failing",
             "events": hub.orders.events if hub.orders else 0,
             "labels": hub.learner.labels_consumed if hub.learner else 0,
             "models": {

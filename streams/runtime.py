@@ -190,6 +190,7 @@ class Runtime:
     metrics: Metrics
     metrics_registry: CollectorRegistry
     topics: dict[str, str] = field(default_factory=dict)
+    families: list[PipelineSpec] = field(default_factory=list)  # model families (streams.family_agent)
 
     @property
     def slots(self) -> list[LearnerSlot]:
@@ -229,7 +230,10 @@ def build_runtime(
     )
     hmac_key = settings.registry_hmac_key.get_secret_value().encode() if settings.registry_hmac_key else None
     registry = Registry(settings.registry_path, hmac_key=hmac_key)
-    specs = [PipelineSpec.from_yaml(resolve_spec_path(p)) for p in pipelines]
+    loaded = [PipelineSpec.from_yaml(resolve_spec_path(p)) for p in pipelines]
+    # the model families (demand, reco, pricing, ranking) run in streams.family_agent, not the order processor
+    specs = [spec for spec in loaded if spec.family is None]
+    families = [spec for spec in loaded if spec.family is not None]
     metrics_registry = CollectorRegistry()
     metrics = Metrics(metrics_registry)
     learners = {spec.name: restore_learner(spec, registry) for spec in specs}
@@ -250,6 +254,5 @@ def build_runtime(
         "scores": settings.topic_scores,
         "dead-letters": settings.topic_dead_letters,
     }
-    return Runtime(
-        settings, client, store, registry, specs, processor, joiner, metrics, metrics_registry, topics
-    )
+    parts = (settings, client, store, registry, specs, processor, joiner, metrics, metrics_registry, topics)
+    return Runtime(*parts, families=families)

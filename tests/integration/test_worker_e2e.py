@@ -27,7 +27,7 @@ from registry import Registry
 from streams.embedded import free_port
 from streams.schemas import Label, Order
 from streams.simulation import Simulator, SimulatorConfig, produce
-from tests.chaos_support import scrape, worker_env
+from tests.chaos_support import _read_topic, scrape, worker_env
 
 pytestmark = pytest.mark.integration
 
@@ -135,6 +135,13 @@ def test_worker_end_to_end(kafka_bootstrap, redis_url, topic_names, key_prefix, 
             assert (
                 0.0 <= rec["score"] <= 1.0 and rec["model"] == "fraud_detection" and rec["scored_at_ms"] > 0
             )
+
+        # 1b. scoring.write_topic: the same records on the scores topic, keyed by the order
+        published = [json.loads(v) for v in asyncio.run(_read_topic(kafka_bootstrap, topic_names["scores"]))]
+        assert {p["subject"] for p in published if p["model"] == "fraud_detection"} == {
+            o.order_id for o in orders
+        }
+        assert all(0.0 <= p["score"] <= 1.0 and "version" in p and p["scored_at_ms"] > 0 for p in published)
 
         # 2. the vector scored for an order equals our own recomputation from the produced events
         by_customer: dict[str, list[Order]] = defaultdict(list)

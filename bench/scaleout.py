@@ -1,0 +1,262 @@
+"""Worker processes for the end-to-end benchmark, and the scale-out figure ``two_workers_speedup``.
+
+:class:`BenchWorker` runs the real worker (``python -m streams.cli worker``) as a child process in its own
+folder, with its own ports, and reads its ``/metrics`` and resident memory. :func:`measure_group` times a
+group of workers draining a prefilled orders topic; :func:`two_workers_speedup` compares two workers in one
+consumer group with the one-worker figure measured on the same topics in the same run.
+
+Each group gets its own Redis key prefix, consumer group and registry folder, so it starts from nothing:
+no dedupe marks, no snapshot, offsets from the beginning. Only the holder of the learner lease reads the
+labels and learns (:mod:`streams.leadership`, one writer per model); the others score, so learning does
+not scale out: that is part of what the figure measures.
+"""
+
+from __future__ import annotations
+
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from streams.embedded import free_port
+from tests.chaos_support import scrape, worker_env
+
+__all__ = ["BenchWorker", "GroupRun", "measure_group", "start_group", "stop_group", "two_workers_speedup"]
+
+
+class BenchWorker:
+    """One ``python -m streams.cli worker`` child process (started in ``workdir``, logs to ``workdir/log``).
+
+    Examples
+    --------
+    >>> w = BenchWorker({"HANZO_KEY_PREFIX": "b1:"}, Path("/tmp/bench-doc"), name="w0")
+    >>> w.alive, w.log_path.name
+    (False, 'w0.log')
+    """
+
+    def __init__(self, env: Mapping[str, str], workdir: Path, name: str = "worker") -> None:
+        self.env = dict(env)
+        self.workdir = workdir
+        self.name = name
+        self.proc: subprocess.Popen[bytes] | None = None
+        self.metrics_port = 0
+        self.web_port = 0
+        self.log_path = workdir / f"{name}.log"
+
+    def start(self) -> None:
+        """Spawn the worker on new free ports."""
+        self.workdir.mkdir(parents=True, exist_ok=True)
+        self.web_port, self.metrics_port = free_port(), free_port()
+        env = {
+            **self.env,
+            "HANZO_WEB_PORT": str(self.web_port),
+            "HANZO_METRICS_PORT": str(self.metrics_port),
+            "HANZO_LOG_LEVEL": self.env.get("HANZO_LOG_LEVEL", "INFO"),
+        }
+        with self.log_path.open("ab") as log:
+            self.proc = subprocess.Popen(  # noqa: S603 - our own interpreter and module
+                [sys.executable, "-m", "streams.cli", "worker"],
+                env=env,
+                cwd=self.workdir,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+            )
+
+    @property
+    def alive(self) -> bool:
+        """Whether the process runs."""
+        return self.proc is not None and self.proc.poll() is None
+
+    def metrics(self) -> dict[str, float]:
+        """Its ``/metrics`` samples (raises OSError while it does not answer)."""
+        return scrape(self.metrics_port)
+
+    def orders_done(self, orders_topic: str) -> float:
+        """Orders it processed (0 while it does not answer)."""
+        try:
+            return self.metrics().get(f"hanzo_events_processed_total|topic={orders_topic}", 0.0)
+        except (OSError, ValueError):
+            return 0.0
+
+    def rss_mb(self) -> float:
+        """Resident memory of the process, MB (0 when it is gone)."""
+        if self.proc is None:
+            return 0.0
+        try:
+            for line in Path(f"/proc/{self.proc.pid}/status").read_text().splitlines():
+                if line.startswith("VmRSS:"):
+                    return int(line.split()[1]) / 1024
+        except OSError:
+            pass
+        return 0.0
+
+    def log_tail(self, chars: int = 3000) -> str:
+        """The end of its log."""
+        try:
+            return self.log_path.read_text(errors="replace")[-chars:]
+        except OSError:
+            return ""
+
+    def stop(self, timeout: float = 30.0) -> None:
+        """SIGTERM (our own child, by pid), SIGKILL after ``timeout``."""
+        if self.proc is None or self.proc.poll() is not None:
+            return
+        self.proc.send_signal(signal.SIGTERM)
+        try:
+            self.proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait(5)
+
+
+def start_group(
+    n: int,
+    bootstrap: str,
+    redis_url: str,
+    topics: Mapping[str, str],
+    key_prefix: str,
+    workdir: Path,
+) -> list[BenchWorker]:
+    """Start ``n`` workers in one consumer group (group, app id and registry named after ``key_prefix``)."""
+    env = worker_env(
+        bootstrap,
+        redis_url,
+        topics,
+        key_prefix,
+        workdir / "registry",
+        workdir / "state",
+        HANZO_LOG_LEVEL="INFO",
+    )
+    workers = [BenchWorker(env, workdir, name=f"worker-{i}") for i in range(n)]
+    for w in workers:
+        w.start()
+    return workers
+
+
+def stop_group(workers: Sequence[BenchWorker]) -> None:
+    """Stop every worker of a group."""
+    for w in workers:
+        w.stop()
+
+
+@dataclass
+class GroupRun:
+    """A group draining ``orders`` prefilled orders.
+
+    ``orders_per_s`` is timed from the first order any worker processed to the last; ``steady_orders_per_s``
+    from the moment every worker had processed orders (the group's last rebalance done) to the last, over
+    the orders left at that moment, so the head start of the first worker to join is not counted.
+    """
+
+    orders: int
+    orders_per_s: float
+    steady_orders_per_s: float
+    orders_before_all_active: float
+    per_worker: list[float] = field(default_factory=list)
+    complete: bool = True
+    """False when ``stop_after_s`` ended the run first (``orders`` is then what was done)."""
+    rss_samples: list[tuple[float, float, float]] = field(default_factory=list)
+    """(seconds since the first order, orders done, RSS MB of worker 0)."""
+
+
+def measure_group(
+    workers: Sequence[BenchWorker],
+    orders_topic: str,
+    n_orders: int,
+    timeout_s: float = 600.0,
+    poll_s: float = 0.1,
+    on_sample: Callable[[float, float], None] | None = None,
+    stop_after_s: float | None = None,
+) -> GroupRun:
+    """Poll the workers' ``/metrics`` until together they processed ``n_orders`` orders; time it.
+
+    With ``stop_after_s``, a run still going that many seconds after the first order ends there and returns
+    what was done (``complete=False``).
+    """
+    first = all_active = 0.0
+    before_all = 0.0
+    samples: list[tuple[float, float, float]] = []
+    last_sample = 0.0
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        for w in workers:
+            if not w.alive:
+                msg = f"{w.name} exited; see {w.log_path}:\n{w.log_tail()}"
+                raise RuntimeError(msg)
+        per = [w.orders_done(orders_topic) for w in workers]
+        done = sum(per)
+        now = time.perf_counter()
+        if done > 0 and not first:
+            first = now
+        if not all_active and all(p > 0 for p in per):
+            all_active, before_all = now, done
+        if first and now - last_sample >= 1.0:
+            last_sample = now
+            samples.append((round(now - first, 2), done, round(workers[0].rss_mb(), 1)))
+            if on_sample is not None:
+                on_sample(now - first, done)
+        cut = stop_after_s is not None and first > 0 and now - first >= stop_after_s and done < n_orders
+        if done >= n_orders or cut:
+            end, n_orders = now, n_orders if not cut else int(done)
+            steady = (n_orders - before_all) / (end - all_active) if end > all_active else float("nan")
+            return GroupRun(
+                orders=n_orders,
+                orders_per_s=n_orders / (end - first),
+                steady_orders_per_s=steady,
+                orders_before_all_active=before_all,
+                per_worker=per,
+                complete=not cut,
+                rss_samples=samples,
+            )
+        time.sleep(poll_s)
+    done_by = [w.orders_done(orders_topic) for w in workers]
+    msg = (
+        f"the group of {len(workers)} did not process {n_orders} orders in {timeout_s:.0f}s (orders done "
+        f"by each: {done_by}; logs: {[str(w.log_path) for w in workers]})"
+    )
+    raise RuntimeError(msg)
+
+
+def two_workers_speedup(
+    bootstrap: str,
+    redis_url: str,
+    topics: Mapping[str, str],
+    n_orders: int,
+    workdir: Path,
+    one_worker: Sequence[float],
+    repeats: int = 1,
+) -> dict[str, object]:
+    """Two workers in one group on the prefilled topics, ``repeats`` times, against one-worker figures.
+
+    ``one_worker`` holds one-worker throughputs measured on the same topics in the same run (the first from
+    the main measurement); with ``repeats`` > 1 another one-worker run is made between two-worker runs, and
+    the speedup is the median of the paired ratios.
+    """
+    ones = list(one_worker)
+    twos: list[GroupRun] = []
+    for r in range(repeats):
+        if r >= len(ones):
+            group = start_group(1, bootstrap, redis_url, topics, f"one{r}:", workdir / f"one-{r}")
+            try:
+                ones.append(measure_group(group, topics["orders"], n_orders).orders_per_s)
+            finally:
+                stop_group(group)
+        group = start_group(2, bootstrap, redis_url, topics, f"two{r}:", workdir / f"two-{r}")
+        try:
+            twos.append(measure_group(group, topics["orders"], n_orders, timeout_s=300))
+        finally:
+            stop_group(group)
+    ratios = sorted(t.steady_orders_per_s / o for t, o in zip(twos, ones, strict=False))
+    median = ratios[len(ratios) // 2] if len(ratios) % 2 else sum(ratios[len(ratios) // 2 - 1 :][:2]) / 2
+    return {
+        "two_workers_speedup": round(median, 3),
+        "two_workers_orders_per_s": [round(t.steady_orders_per_s, 1) for t in twos],
+        "two_workers_orders_per_s_incl_rebalance": [round(t.orders_per_s, 1) for t in twos],
+        "two_workers_orders_split": [[int(p) for p in t.per_worker] for t in twos],
+        "two_workers_orders_before_second_joined": [int(t.orders_before_all_active) for t in twos],
+        "one_worker_orders_per_s_paired": [round(o, 1) for o in ones[: len(twos)]],
+        "two_workers_speedups": [round(x, 3) for x in ratios],
+    }
