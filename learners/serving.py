@@ -367,6 +367,8 @@ class ServingEngine:
     ) -> list[Prediction | BaseException]:
         entries, reads = plan
         results: list[Prediction | BaseException | None] = [None] * len(batch)
+        # cache misses per model, scored together (a linear model scores a whole batch in one pass)
+        misses: dict[str, list[tuple[int, tuple[Any, ...], dict[str, Any], tuple[Any, ...]]]] = {}
         for (_, _, _, idxs), rows in zip(reads, rows_by_read, strict=True):
             for i in idxs:
                 req = batch[i]
@@ -374,11 +376,31 @@ class ServingEngine:
                 if isinstance(row, BaseException):
                     results[i] = row
                     continue
+                entry = entries[req.name]
+                stamp = tuple(row[n] for n in entry.stored)
+                key = (entry.name, entry.generation, req.entity_id, tuple(sorted(req.values.items())))
+                x = self._vector(entry, req, row)
+                score = self.cache.get(key, stamp)
+                if score is None:
+                    misses.setdefault(req.name, []).append((i, key, x, stamp))
+                else:
+                    results[i] = self._prediction(entry, req, x, score, cached=True)
+        for name, items in misses.items():
+            entry = entries[name]
+            try:
+                scores = self._score_many(entry, [x for _, _, x, _ in items])
+            except Exception:  # find the request that fails, score the others
+                scores = None
+            for n, (i, key, x, stamp) in enumerate(items):
+                req = batch[i]
                 try:
-                    results[i] = self._score(entries[req.name], req, row)
+                    score = scores[n] if scores is not None else entry.scorer(x)
                 except Exception as exc:
                     exc.add_note(f"while scoring {req.entity_id!r} with model {req.name!r}")
                     results[i] = exc
+                    continue
+                self.cache.put(key, stamp, score)
+                results[i] = self._prediction(entry, req, x, score, cached=False)
         for i, req in enumerate(batch):
             if results[i] is None and req.name not in entries:
                 try:
@@ -386,6 +408,37 @@ class ServingEngine:
                 except UnknownModelError as exc:
                     results[i] = exc
         return [r if r is not None else HanzoError("request not processed") for r in results]
+
+    @staticmethod
+    def _score_many(entry: ServedModel, xs: list[dict[str, Any]]) -> list[float]:
+        many = getattr(entry.model, "score_many", None)
+        if many is not None and len(xs) > 1:
+            return list(many(xs))
+        return [entry.scorer(x) for x in xs]
+
+    @staticmethod
+    def _vector(entry: ServedModel, req: Request, row: Mapping[str, float | None]) -> dict[str, Any]:
+        x: dict[str, Any] = {}
+        for n in entry.features:
+            v = req.values[n] if n in req.values else row.get(n)
+            if v is not None:
+                x[n] = v
+        return x
+
+    @staticmethod
+    def _prediction(
+        entry: ServedModel, req: Request, x: dict[str, Any], score: float, cached: bool
+    ) -> Prediction:
+        return Prediction(
+            score=score,
+            model=entry.name,
+            version=entry.version,
+            cached=cached,
+            features=x,
+            entity=entry.entity,
+            entity_id=req.entity_id,
+            ignored=req.ignored,
+        )
 
     def _read(
         self, entity: str, ids: list[str], names: list[str]
@@ -407,30 +460,6 @@ class ServingEngine:
             except ValidationError as exc:
                 out[i] = exc
         return out
-
-    def _score(self, entry: ServedModel, req: Request, row: Mapping[str, float | None]) -> Prediction:
-        stamp = tuple(row[n] for n in entry.stored)
-        key = (entry.name, entry.generation, req.entity_id, tuple(sorted(req.values.items())))
-        x: dict[str, Any] = {}
-        for n in entry.features:
-            v = req.values[n] if n in req.values else row.get(n)
-            if v is not None:
-                x[n] = v
-        score = self.cache.get(key, stamp)
-        cached = score is not None
-        if score is None:
-            score = entry.scorer(x)
-            self.cache.put(key, stamp, score)
-        return Prediction(
-            score=score,
-            model=entry.name,
-            version=entry.version,
-            cached=cached,
-            features=x,
-            entity=entry.entity,
-            entity_id=req.entity_id,
-            ignored=req.ignored,
-        )
 
     # -- score records ----------------------------------------------------------------------------------
 
