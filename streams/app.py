@@ -17,6 +17,7 @@ from typing import Any
 import faust
 from aiokafka import AIOKafkaProducer
 from aiokafka.structs import ConsumerRecord
+from mode import Service
 from river import metrics as river_metrics
 from river import utils as river_utils
 
@@ -42,6 +43,18 @@ from streams.topics import ensure_topics
 from streams.web import register_views
 
 logger = logging.getLogger(__name__)
+
+
+class ProducerService(Service):
+    """Stops a started aiokafka producer (flushing what it holds) when the worker stops."""
+
+    def __init__(self, producer: AIOKafkaProducer) -> None:
+        super().__init__()
+        self.producer = producer
+
+    async def on_stop(self) -> None:
+        """Flush and close the producer."""
+        await self.producer.stop()
 
 
 class Hub:
@@ -113,7 +126,7 @@ class Hub:
         rt = self.runtime
         t0 = time.perf_counter()
         try:
-            outcome = rt.processor.process(records)
+            outcome = await rt.processor.process_async(records)
         except Exception:
             self.redis_ok = False
             rt.metrics.redis_errors_total.labels(op="process_batch").inc()
@@ -302,6 +315,7 @@ def create_app(runtime: Runtime, bootstrap: str) -> tuple[faust.App, Hub]:
     async def start_services() -> None:
         hub.producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all", linger_ms=5, **client_kwargs)
         await hub.producer.start()
+        await app.add_runtime_dependency(ProducerService(hub.producer))  # added first: stopped last
         hub.orders = BatchConsumer(
             ConsumerOptions(
                 bootstrap=bootstrap,
@@ -340,6 +354,7 @@ def create_app(runtime: Runtime, bootstrap: str) -> tuple[faust.App, Hub]:
             on_promote=promoted,
             client_kwargs=client_kwargs,
             autostart=False,  # only the holder of the learner lease learns (streams.leadership)
+            batch_max=250,  # learning ~200 µs a label: small batches let order batches in between
         )
         await app.add_runtime_dependency(hub.orders)
         runtime.processor.expected_partitions = hub.owned_order_partitions
