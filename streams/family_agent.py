@@ -28,10 +28,11 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.structs import ConsumerRecord
 from mode import Service
 
-from config.errors import RegistryError, ValidationError
+from config.errors import ValidationError
 from config.pipeline import PipelineSpec
 from learners.families import FamilyLearner, build_family
 from learners.train import family_metadata
+from streams.runtime import restore_latest
 from streams.schemas import parse_event
 
 logger = logging.getLogger(__name__)
@@ -41,20 +42,7 @@ __all__ = ["FamilyService", "add_family_agents", "restore_family"]
 
 def restore_family(spec: PipelineSpec, registry: Any) -> FamilyLearner:
     """The latest registered version of ``spec.name`` when it is a family learner, else a fresh one."""
-    try:
-        learner = registry.load(spec.name, "latest")
-    except RegistryError:
-        learner = None
-    if isinstance(learner, FamilyLearner):
-        logger.info(
-            "%s: continuing from %s (%d examples)", spec.name, learner.version, learner.examples_learned
-        )
-        return learner
-    if learner is not None:
-        logger.warning(
-            "%s: the latest version is a %s; starting a fresh model", spec.name, type(learner).__name__
-        )
-    return build_family(spec)
+    return restore_latest(spec, registry, FamilyLearner, build_family)
 
 
 class FamilyService(Service):

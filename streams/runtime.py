@@ -17,7 +17,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from prometheus_client import CollectorRegistry
 
@@ -44,6 +44,8 @@ from streams.order_processor import OrderProcessor, Scorer
 from streams.security import make_redis, security_from
 
 logger = logging.getLogger(__name__)
+
+T = TypeVar("T")
 
 DEFAULT_PIPELINES = ("fraud_detection",)
 
@@ -78,24 +80,33 @@ def new_learner(spec: PipelineSpec) -> OnlineLearner:
     )
 
 
-def restore_learner(spec: PipelineSpec, registry: Registry) -> OnlineLearner:
-    """The latest version of ``spec.name`` (a snapshot, or one ``hanzo-ml train`` registered), else new."""
+def restore_latest(spec: PipelineSpec, registry: Any, kind: type[T], fresh: Callable[[PipelineSpec], T]) -> T:
+    """The latest registered version of ``spec.name`` when it is a ``kind``, else ``fresh(spec)``."""
     try:
         learner = registry.load(spec.name, "latest")
     except RegistryError:
         learner = None
-    if isinstance(learner, OnlineLearner):
+    if isinstance(learner, kind):
         logger.info(
-            "%s: continuing from %s (%d examples)", spec.name, learner.version, learner.examples_learned
+            "%s: continuing from %s (%d examples)",
+            spec.name,
+            getattr(learner, "version", None),
+            getattr(learner, "examples_learned", 0),
         )
         return learner
     if learner is not None:
         logger.warning(
-            "%s: the latest registered version is a %s, not an OnlineLearner; starting a fresh model",
+            "%s: the latest registered version is a %s, not a %s; starting a fresh model",
             spec.name,
             type(learner).__name__,
+            kind.__name__,
         )
-    return new_learner(spec)
+    return fresh(spec)
+
+
+def restore_learner(spec: PipelineSpec, registry: Registry) -> OnlineLearner:
+    """The latest version of ``spec.name`` (a snapshot, or one ``hanzo-ml train`` registered), else new."""
+    return restore_latest(spec, registry, OnlineLearner, new_learner)
 
 
 def ensure_features(specs: Sequence[PipelineSpec], store: FeatureStore) -> None:
