@@ -32,6 +32,7 @@ from config.errors import ValidationError
 from config.pipeline import PipelineSpec
 from learners.families import FamilyLearner, build_family
 from learners.train import family_metadata
+from streams.learner_service import register_snapshot
 from streams.runtime import restore_latest
 from streams.schemas import parse_event
 
@@ -211,14 +212,9 @@ class FamilyService(Service):
         meta = family_metadata(frozen, parent)
         self._snapshot_examples = learner.examples_learned
         self._snapshot_at = time.monotonic()
-        try:
-            await asyncio.to_thread(self.registry.register, frozen, spec.name, version, meta)
-        except Exception:
-            learner.version = parent
-            logger.exception("snapshot of %s failed; the next one will retry", spec.name)
+        if not await register_snapshot(self.registry, frozen, spec.name, version, meta, learner, parent):
             return None
         self.snapshots.append(version)
-        logger.info("snapshot %s %s (%d examples)", spec.name, version, learner.examples_learned)
         return version
 
 

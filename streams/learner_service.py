@@ -247,6 +247,30 @@ class PickledModel:
         return (pickle.loads, (self.data,))
 
 
+async def register_snapshot(
+    registry: Any,
+    frozen: Any,
+    name: str,
+    version: str,
+    meta: dict[str, Any],
+    learner: Any,
+    parent: str | None,
+) -> bool:
+    """Write ``frozen`` as ``name@version`` in a thread; True when written.
+
+    The caller set ``learner.version = version`` before freezing it: a failed write puts ``parent`` back,
+    and the next snapshot retries.
+    """
+    try:
+        await asyncio.to_thread(registry.register, frozen, name, version, meta)
+    except Exception:
+        learner.version = parent
+        logger.exception("snapshot of %s failed; the next one will retry", name)
+        return False
+    logger.info("snapshot %s %s (%d examples)", name, version, learner.examples_learned)
+    return True
+
+
 def snapshot_metadata(slot: LearnerSlot, parent: str | None) -> dict[str, Any]:
     """Metadata stored with a snapshot."""
     learner = slot.learner
@@ -489,14 +513,9 @@ class LearnerService(Service):
         frozen = PickledModel(learner)
         slot.last_snapshot_examples = learner.examples_learned
         slot.last_snapshot_at = time.monotonic()
-        try:
-            await asyncio.to_thread(self.registry.register, frozen, slot.name, version, meta)
-        except Exception:
-            learner.version = parent
-            logger.exception("snapshot of %s failed; the next one will retry", slot.name)
+        if not await register_snapshot(self.registry, frozen, slot.name, version, meta, learner, parent):
             return None
         slot.snapshots.append(version)
-        logger.info("snapshot %s %s (%d examples)", slot.name, version, learner.examples_learned)
         await self._gate(slot, version, meta)
         return version
 

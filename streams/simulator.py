@@ -17,6 +17,7 @@ import time
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any, TypeVar
 
 import pydantic
 from rich.console import Console
@@ -99,37 +100,42 @@ def add_commands(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-
     p.set_defaults(func=simulate_command)
 
 
-def simulate_command(args: argparse.Namespace, settings: Settings) -> int:
-    """Run ``hanzo-ml simulate``; returns the exit code."""
+M = TypeVar("M", bound=pydantic.BaseModel)
+
+
+def _options(model: type[M], command: str, **values: Any) -> M:
+    """``model(**values)``; a bad value fails as a ConfigError naming the option, the value and the rule."""
     try:
-        config = SimulatorConfig(
-            seed=args.seed,
-            orders=args.orders,
-            customers=args.customers,
-            orders_per_day=args.orders_per_day,
-            fraud_rate=args.fraud_rate,
-        )
+        return model(**values)
     except pydantic.ValidationError as exc:
         problems = "; ".join(
             f"{'.'.join(map(str, e['loc']))}={e['input']!r}: {e['msg']}" for e in exc.errors()
         )
-        msg = f"bad simulate option: {problems}"
+        msg = f"bad {command} option: {problems}"
         raise ConfigError(msg) from None
+
+
+def simulate_command(args: argparse.Namespace, settings: Settings) -> int:
+    """Run ``hanzo-ml simulate``; returns the exit code."""
+    config = _options(
+        SimulatorConfig,
+        "simulate",
+        seed=args.seed,
+        orders=args.orders,
+        customers=args.customers,
+        orders_per_day=args.orders_per_day,
+        fraud_rate=args.fraud_rate,
+    )
     shop: list[Event] = []
     if getattr(args, "shop", False):
-        try:
-            shop_config = ShopSimulatorConfig(
-                seed=args.seed,
-                days=args.shop_days,
-                products=args.shop_products,
-                start_time_ms=config.start_time_ms,
-            )
-        except pydantic.ValidationError as exc:
-            problems = "; ".join(
-                f"{'.'.join(map(str, e['loc']))}={e['input']!r}: {e['msg']}" for e in exc.errors()
-            )
-            msg = f"bad simulate --shop option: {problems}"
-            raise ConfigError(msg) from None
+        shop_config = _options(
+            ShopSimulatorConfig,
+            "simulate --shop",
+            seed=args.seed,
+            days=args.shop_days,
+            products=args.shop_products,
+            start_time_ms=config.start_time_ms,
+        )
         shop = list(shop_events(ShopSimulator(shop_config)))
     sim = Simulator(config)
     console = Console(stderr=True)
