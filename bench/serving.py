@@ -38,6 +38,7 @@ from pathlib import Path
 from typing import Any
 
 import redis
+import redis.asyncio
 from rich.console import Console
 from rich.table import Table
 
@@ -206,7 +207,8 @@ def http_run(args: argparse.Namespace, workdir: Path, bootstrap: str, redis_url:
 async def run(args: argparse.Namespace, workdir: Path, bootstrap: str, redis_url: str) -> dict[str, Any]:
     """Every measurement; returns the ``serving`` section."""
     client = redis.Redis.from_url(redis_url)
-    store = FeatureStore(backend=RedisOnlineStore(client, key_prefix=PREFIX))
+    store = FeatureStore(backend=RedisOnlineStore(
+        client, key_prefix=PREFIX, async_factory=lambda: redis.asyncio.Redis.from_url(redis_url)))
     spec = PipelineSpec.from_yaml(resolve_spec_path("fraud_detection"))
     name, features = spec.name, list(spec.data.features)
     t = time.perf_counter()

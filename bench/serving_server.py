@@ -16,6 +16,7 @@ from pathlib import Path
 
 import faust
 import redis
+import redis.asyncio
 
 from features import FeatureStore, RedisOnlineStore
 from learners.serving import ServingEngine
@@ -28,7 +29,10 @@ logger = logging.getLogger(__name__)
 def build_app(args: argparse.Namespace) -> faust.App:
     """The Faust app with the serving views over the engine."""
     client = redis.Redis.from_url(args.redis_url, socket_timeout=5, socket_connect_timeout=3)
-    store = FeatureStore(backend=RedisOnlineStore(client, key_prefix=args.key_prefix))
+    store = FeatureStore(backend=RedisOnlineStore(
+        client, key_prefix=args.key_prefix,
+        async_factory=lambda: redis.asyncio.Redis.from_url(args.redis_url, socket_timeout=5),
+    ))
     engine = ServingEngine(
         store,
         redis_client=client,
@@ -36,7 +40,7 @@ def build_app(args: argparse.Namespace) -> faust.App:
         registry=RegistryReader(Path(args.registry_dir)),
         max_batch=args.max_batch,
         max_inflight=args.max_inflight,
-        read_in_thread=args.read_in_thread,
+        async_reads=not args.sync_reads,
     )
     app = faust.App(
         args.app_id,
@@ -74,7 +78,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--datadir", default=None)
     p.add_argument("--max-batch", type=int, default=64)
     p.add_argument("--max-inflight", type=int, default=2)
-    p.add_argument("--read-in-thread", action="store_true", help="read the store in a reader thread")
+    p.add_argument("--sync-reads", action="store_true", help="read the store inline (no redis.asyncio)")
     args = p.parse_args(argv)
     logging.basicConfig(level=logging.WARNING)
     app = build_app(args)

@@ -13,10 +13,11 @@ from features.backend import ApplyResult, EventRecord, OnlineStore
 from features.definitions import Aggregate, load_definitions, raw_features
 from features.memory_store import InMemoryOnlineStore
 from features.redis_store import RedisOnlineStore
-from features.store import FeatureInfo, FeatureStore
+from features.store import AsyncFeatureReader, FeatureInfo, FeatureStore
 
 __all__ = [
     "Aggregate",
+    "AsyncFeatureReader",
     "ApplyResult",
     "EventRecord",
     "FeatureInfo",

@@ -70,6 +70,7 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 import redis
+import redis.asyncio
 from redis.cluster import RedisCluster
 from redis.crc import key_slot
 
@@ -207,6 +208,9 @@ class RedisOnlineStore(OnlineStore):
         A sync ``redis.Redis`` created by the caller (``decode_responses`` either way).
     key_prefix
         Prepended to every key; must not contain ``{`` or ``}`` (the hash tag is the entity's).
+    async_factory
+        Makes a ``redis.asyncio.Redis`` for the same server and credentials, for :meth:`read_async`
+        (whoever reads asynchronously makes one client per event loop and closes it).
 
     Examples
     --------
@@ -215,9 +219,15 @@ class RedisOnlineStore(OnlineStore):
     'demo:f:{customer:42}'
     """
 
-    def __init__(self, client: redis.Redis, key_prefix: str = "") -> None:
+    def __init__(
+        self,
+        client: redis.Redis,
+        key_prefix: str = "",
+        async_factory: Callable[[], redis.asyncio.Redis] | None = None,
+    ) -> None:
         self.client = client
         self.key_prefix = key_prefix
+        self.async_factory = None if isinstance(client, RedisCluster) else async_factory
         if "{" in key_prefix or "}" in key_prefix:
             msg = f"key prefix {key_prefix!r} contains '{{' or '}}'; the hash tag must be the entity's"
             raise ConfigError(msg)
@@ -291,6 +301,32 @@ class RedisOnlineStore(OnlineStore):
         returned values, and Redis neither fetches nor computes them. Ids go :data:`IDS_PER_READ` to a
         script call (per hash slot with a ``RedisCluster`` client).
         """
+        n, positions, chunks, calls = self._read_calls(entity, ids, as_of_ms, aggregates)
+        if not calls:
+            return [None] * len(ids)  # nothing to compute: every entity gets its defaults
+        return self._read_values(len(ids), n, positions, chunks, self._run(self._read[entity], calls))
+
+    async def read_async(
+        self,
+        client: redis.asyncio.Redis,
+        entity: str,
+        ids: Sequence[str],
+        as_of_ms: int | None,
+        wall_ms: int,
+        *,
+        aggregates: Sequence[str] | None = None,
+    ) -> list[Values | None]:
+        """:meth:`read` through ``client`` (made by ``async_factory``): the event loop runs meanwhile."""
+        n, positions, chunks, calls = self._read_calls(entity, ids, as_of_ms, aggregates)
+        if not calls:
+            return [None] * len(ids)
+        replies = await self._run_async(client, self._read[entity], calls)
+        return self._read_values(len(ids), n, positions, chunks, replies)
+
+    def _read_calls(
+        self, entity: str, ids: Sequence[str], as_of_ms: int | None, aggregates: Sequence[str] | None
+    ) -> tuple[int, list[int], list[list[int]], list[tuple[Any, ...]]]:
+        """``(aggregates of the entity, positions wanted, chunks of id positions, script calls)``."""
         plan = self._plans[entity]
         n = len(plan.aggregates)
         if aggregates is None:
@@ -303,9 +339,8 @@ class RedisOnlineStore(OnlineStore):
                 raise ConfigError(msg)
             positions = sorted({where[a] for a in aggregates})
         keys = [self.entity_key(entity, i) for i in ids]
-        out: list[Values | None] = [None] * len(keys)
         if not positions or not keys:
-            return out  # nothing to compute: every entity gets its defaults
+            return n, positions, [], []
         groups: dict[int, list[int]] = {}
         for j, key in enumerate(keys):
             groups.setdefault(key_slot(key.encode()) if self._cluster else 0, []).append(j)
@@ -315,8 +350,15 @@ class RedisOnlineStore(OnlineStore):
         if len(positions) < n:
             args += [p + 1 for p in positions]
         calls = [(len(chunk), *(keys[j] for j in chunk), *args) for chunk in chunks]
+        return n, positions, chunks, calls
+
+    @staticmethod
+    def _read_values(
+        count: int, n: int, positions: list[int], chunks: list[list[int]], replies: list[Any]
+    ) -> list[Values | None]:
+        out: list[Values | None] = [None] * count
         w = len(positions)
-        for chunk, (found, blob) in zip(chunks, self._run(self._read[entity], calls), strict=True):
+        for chunk, (found, blob) in zip(chunks, replies, strict=True):
             values = decode_values(blob, w * _text(found).count("1"))
             p = 0
             for j, flag in zip(chunk, _text(found), strict=True):
@@ -359,19 +401,57 @@ class RedisOnlineStore(OnlineStore):
             try:
                 results = pipe.execute(raise_on_error=False)
             except redis.ConnectionError as exc:
-                msg = f"Redis did not answer ({exc}); check that it runs and the address is right"
-                raise ServiceUnavailableError(msg) from exc
-            retry = []
-            for i, result in zip(pending, results, strict=True):
-                if isinstance(result, redis.exceptions.NoScriptError) and attempt == 0:
-                    retry.append(i)
-                elif isinstance(result, Exception):
-                    raise result
-                else:
-                    replies[i] = result
-            if not retry:
+                raise _unavailable(exc) from exc
+            pending = _take_replies(replies, pending, results, attempt)
+            if not pending:
                 break
             logger.info("loading feature script %s into Redis", script.sha)
             self.client.script_load(script.source)
-            pending = retry
         return replies
+
+    async def _run_async(
+        self, client: redis.asyncio.Redis, script: Script, calls: Sequence[Sequence[Any]]
+    ) -> list[Any]:
+        """:meth:`_run` through an asyncio client."""
+        replies: list[Any] = [None] * len(calls)
+        pending = list(range(len(calls)))
+        for attempt in range(2):
+            if len(pending) == 1:  # the usual read: one call, no pipeline to build
+                try:
+                    results = [await client.evalsha(script.sha, *calls[pending[0]])]
+                except redis.exceptions.NoScriptError as exc:
+                    results = [exc]
+                except redis.ConnectionError as exc:
+                    raise _unavailable(exc) from exc
+            else:
+                pipe = client.pipeline(transaction=False)
+                for i in pending:
+                    pipe.evalsha(script.sha, *calls[i])
+                try:
+                    results = await pipe.execute(raise_on_error=False)
+                except redis.ConnectionError as exc:
+                    raise _unavailable(exc) from exc
+            pending = _take_replies(replies, pending, results, attempt)
+            if not pending:
+                break
+            logger.info("loading feature script %s into Redis", script.sha)
+            await client.script_load(script.source)
+        return replies
+
+
+def _unavailable(exc: BaseException) -> ServiceUnavailableError:
+    msg = f"Redis did not answer ({exc}); check that it runs and the address is right"
+    return ServiceUnavailableError(msg)
+
+
+def _take_replies(replies: list[Any], pending: list[int], results: Sequence[Any], attempt: int) -> list[int]:
+    """Store the replies of ``pending`` calls; return those refused NOSCRIPT the first time (to resend)."""
+    retry = []
+    for i, result in zip(pending, results, strict=True):
+        if isinstance(result, redis.exceptions.NoScriptError) and attempt == 0:
+            retry.append(i)
+        elif isinstance(result, Exception):
+            raise result
+        else:
+            replies[i] = result
+    return retry

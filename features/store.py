@@ -125,6 +125,17 @@ def names_read(fn: Callable[..., Any]) -> list[str]:
     return found
 
 
+@dataclass(frozen=True)
+class _BatchQuery:
+    """What a batched read of ``names`` needs: the aggregates to compute and how to assemble rows."""
+
+    entity: str
+    names: list[str]
+    derived: list[DerivedFeature]
+    need: list[str]
+    picked: list[tuple[int, str, float | None]]
+
+
 class FeatureStore:
     """Declarative windowed features over an online store, with derived features.
 
@@ -375,17 +386,37 @@ class FeatureStore:
         Only the aggregates named, and those the named derived features read, are computed (with the
         Redis backend they are the only fields fetched).
         """
+        query = self._batch_query(entity, features)
+        wall_ms = int(self.clock() * 1000)
+        if isinstance(self._backend, RedisOnlineStore):
+            # Redis computes only what the names need: the aggregates asked and those derived ones read
+            rows = self._backend.read(entity, list(ids), as_of_ms, wall_ms, aggregates=query.need)
+        else:
+            rows = self._backend.read(entity, list(ids), as_of_ms, wall_ms)
+        return self._batch_rows(query, rows)
+
+    def async_reader(self) -> AsyncFeatureReader | None:
+        """A reader of :meth:`get_features_batch` over ``redis.asyncio`` for the running event loop.
+
+        ``None`` unless the backend is a :class:`RedisOnlineStore` given an ``async_factory``. The
+        caller closes it (``await reader.aclose()``).
+        """
+        backend = self._backend
+        if not isinstance(backend, RedisOnlineStore) or backend.async_factory is None:
+            return None
+        return AsyncFeatureReader(self, backend, backend.async_factory())
+
+    def _batch_query(self, entity: str, features: Sequence[str] | None) -> _BatchQuery:
         plan = self._plan(entity)
         names = self._check_features(entity, features)
         derived = [self._derived[n] for n in names if n in self._derived]
         need = {n for n in names if n in self._aggregates} | {x for d in derived for x in d.depends_on}
-        wall_ms = int(self.clock() * 1000)
-        if isinstance(self._backend, RedisOnlineStore):
-            # Redis computes only what the names need: the aggregates asked and those derived ones read
-            rows = self._backend.read(entity, list(ids), as_of_ms, wall_ms, aggregates=sorted(need))
-        else:
-            rows = self._backend.read(entity, list(ids), as_of_ms, wall_ms)
         picked = [(p, a.name, a.default) for p, a in enumerate(plan.aggregates) if a.name in need]
+        return _BatchQuery(entity, names, derived, sorted(need), picked)
+
+    def _batch_rows(self, query: _BatchQuery, rows: Sequence[Sequence[float | None] | None]
+                    ) -> list[dict[str, float | None]]:
+        picked, derived, names = query.picked, query.derived, query.names
         defaults = {name: d for _, name, d in picked}
         out = []
         for values in rows:
@@ -488,3 +519,41 @@ class FeatureStore:
                 exc.add_note(f"while computing derived feature {d.name!r}")
                 raise
         return out
+
+
+class AsyncFeatureReader:
+    """:meth:`FeatureStore.get_features_batch` through ``redis.asyncio``, for one event loop.
+
+    The event loop keeps running while Redis computes the features, so a server can score one batch
+    while the next one's features are read. Made by :meth:`FeatureStore.async_reader`; close it with
+    :meth:`aclose` on the loop that used it.
+
+    Examples
+    --------
+    >>> FeatureStore().async_reader() is None  # the in-memory store has nothing to wait for
+    True
+    """
+
+    def __init__(self, store: FeatureStore, backend: RedisOnlineStore, client: Any) -> None:
+        self.store = store
+        self.backend = backend
+        self.client = client
+
+    async def get_features_batch(
+        self,
+        entity: str,
+        ids: Sequence[str],
+        features: Sequence[str] | None = None,
+        as_of_ms: int | None = None,
+    ) -> list[dict[str, float | None]]:
+        """The same values as :meth:`FeatureStore.get_features_batch`, awaited."""
+        query = self.store._batch_query(entity, features)
+        wall_ms = int(self.store.clock() * 1000)
+        rows = await self.backend.read_async(
+            self.client, entity, list(ids), as_of_ms, wall_ms, aggregates=query.need
+        )
+        return self.store._batch_rows(query, rows)
+
+    async def aclose(self) -> None:
+        """Close the asyncio client (its connections)."""
+        await self.client.aclose()

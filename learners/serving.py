@@ -11,11 +11,10 @@ Guarantees, stated plainly:
   A batch is sent when it is full or on the next turn of the event loop (no timer), so an idle engine
   adds no wait and the callers answered by one batch come back together as the next one. One batch
   reads the features of all its entities with one store call per entity kind (``get_features_batch``).
-- A batch's read runs on the loop's thread by default. With ``read_in_thread=True`` (a thread-safe
-  store: the Redis one) it runs in a reader thread, up to ``max_inflight`` batches queued, so the loop
-  scores one batch and accepts new requests while Redis computes the next one's features: worth it when
-  the round trip to Redis is long against the Python work (a remote Redis) and a core is free; on a
-  small, busy machine the thread hand-offs cost more than they save (see ``bench.serving``).
+- With a store that reads asynchronously (:meth:`features.FeatureStore.async_reader`: the Redis store
+  given an ``async_factory``), up to ``max_inflight`` batches read at once and the waiting requests are
+  split between the free read slots, so the loop scores one batch while Redis computes the next one's
+  features. Other stores (the in-memory one) are read inline, one batch at a time.
   A batch is scored by the models served when its read started, without yielding to the event loop;
   a model swap (hot reload) is one assignment on the loop's thread, so a swap happens between batches,
   never inside one, batches are answered in the order they were sent, and every response names the
@@ -36,13 +35,13 @@ import logging
 import math
 import time
 from collections.abc import Mapping, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from functools import partial
 from typing import Any
 
 import redis
 
 from config.errors import ConfigError, HanzoError, ServiceUnavailableError, ValidationError
+from features import AsyncFeatureReader
 from learners.keys import score_key
 from learners.serving_cache import PredictionCache
 from learners.serving_models import (
@@ -80,11 +79,11 @@ class ServingEngine:
     cache_size
         Entries of the prediction cache; ``0`` turns it off.
     max_inflight
-        With ``read_in_thread``: most batches whose read is under way at once (queued to the reader
-        thread or running); more requests wait, and go in the batch sent when a read ends.
-    read_in_thread
-        Read the store in a reader thread, so the event loop keeps working during a read. Only with a
-        thread-safe store (the Redis one; not :class:`features.InMemoryOnlineStore`).
+        With asynchronous reads: most batches whose read is under way at once; more requests wait, and
+        go in the batch sent when a read ends.
+    async_reads
+        Read through the store's :meth:`~features.FeatureStore.async_reader` when it has one (``False``:
+        always read inline, on the loop's thread).
 
     Examples
     --------
@@ -111,7 +110,7 @@ class ServingEngine:
         max_batch: int = 64,
         cache_size: int = 10_000,
         max_inflight: int = 2,
-        read_in_thread: bool = False,
+        async_reads: bool = True,
     ) -> None:
         self.store = store
         self.redis_client = redis_client
@@ -120,7 +119,7 @@ class ServingEngine:
         self.max_batch = max_batch
         self.cache_size = cache_size
         self.max_inflight = max_inflight
-        self.read_in_thread = read_in_thread
+        self.async_reads = async_reads
         self._reset()
 
     def _reset(self) -> None:
@@ -135,8 +134,11 @@ class ServingEngine:
         self._generation = 0
         self._pending: list[Request] = []
         self._scheduled = False
-        self._reader: ThreadPoolExecutor | None = None  # made on the first threaded read
-        self._inflight: set[asyncio.Future[Any]] = set()
+        # the store's asynchronous reader and the loop it was made on (None: reads run inline)
+        self._reader: AsyncFeatureReader | None = None
+        self._reader_loop: asyncio.AbstractEventLoop | None = None
+        self._inflight: set[asyncio.Task[None]] = set()
+        self._last_sent: asyncio.Task[None] | None = None
         self._followers: dict[str, asyncio.Task[None]] = {}
         self.batches = 0
         self.store_reads = 0
@@ -266,7 +268,7 @@ class ServingEngine:
         future: asyncio.Future[Prediction] = loop.create_future()
         req.future = future
         self._pending.append(req)
-        if len(self._pending) >= self.max_batch and self.read_in_thread:
+        if len(self._pending) >= self.max_batch and self._reader_for(loop) is not None:
             self._dispatch(loop)  # a full batch starts reading at once (inline, it would answer us now)
         elif not self._scheduled:
             # the requests made during this turn of the loop go together, on the next one
@@ -285,32 +287,62 @@ class ServingEngine:
         self._scheduled = False
         self._dispatch(loop)
 
+    def _reader_for(self, loop: asyncio.AbstractEventLoop) -> AsyncFeatureReader | None:
+        """The store's asynchronous reader for ``loop`` (made on first use), ``None`` to read inline."""
+        if self._reader_loop is not loop:
+            make = getattr(self.store, "async_reader", None)
+            old = self._reader
+            self._reader = make() if self.async_reads and callable(make) else None
+            self._reader_loop = loop
+            if old is not None:  # made on a loop that is gone (another asyncio.run): drop its sockets
+                with contextlib.suppress(Exception):
+                    old.client.connection_pool.reset()
+        return self._reader
+
     def _dispatch(self, loop: asyncio.AbstractEventLoop) -> None:
-        """Send the waiting requests, ``max_batch`` at a time, while fewer than ``max_inflight`` read."""
+        """Send the waiting requests: inline one batch after another, or over the free read slots."""
+        reader = self._reader_for(loop)
         while self._pending and len(self._inflight) < self.max_inflight:
-            batch = self._pending[: self.max_batch]
-            del self._pending[: self.max_batch]
-            if not self.read_in_thread:
+            if reader is None:
+                batch = self._pending[: self.max_batch]
+                del self._pending[: self.max_batch]
                 self._answer(batch, self._process(batch))
                 continue
-            plan = self._plan(batch)
-            if self._reader is None:
-                self._reader = ThreadPoolExecutor(1, thread_name_prefix="serving-read")
-            read = loop.run_in_executor(self._reader, self._read_plan, plan)
-            self._inflight.add(read)
-            read.add_done_callback(partial(self._on_read, batch, plan, loop))
+            # split what waits over the free slots, so one batch is scored while the next one reads
+            free = self.max_inflight - len(self._inflight)
+            size = min(self.max_batch, max(self._MIN_SPLIT, -(-len(self._pending) // free)))
+            batch = self._pending[:size]
+            del self._pending[:size]
+            task = loop.create_task(self._read_and_answer(reader, batch, self._plan(batch), self._last_sent))
+            self._last_sent = task
+            self._inflight.add(task)
+            task.add_done_callback(partial(self._sent, loop))
 
-    def _on_read(
-        self, batch: list[Request], plan: _Plan, loop: asyncio.AbstractEventLoop, read: asyncio.Future[Any]
+    #: Smallest batch a split makes (below it the extra round trip costs more than the overlap saves).
+    _MIN_SPLIT = 8
+
+    def _sent(self, loop: asyncio.AbstractEventLoop, task: asyncio.Task[None]) -> None:
+        self._inflight.discard(task)
+        if self._last_sent is task:
+            self._last_sent = None
+        self._dispatch(loop)  # what waited for a free read slot goes now
+
+    async def _read_and_answer(
+        self,
+        reader: AsyncFeatureReader,
+        batch: list[Request],
+        plan: _Plan,
+        previous: asyncio.Task[None] | None,
     ) -> None:
-        self._inflight.discard(read)
         try:
-            results = self._score_plan(batch, plan, read.result())
+            rows = await self._read_plan_async(reader, plan)
+            if previous is not None and not previous.done():
+                await asyncio.wait([previous])  # answer batches in the order they were sent
+            results = self._score_plan(batch, plan, rows)
         except Exception as exc:  # a bug in the engine: every caller of the batch gets it
             logger.exception("serving batch of %d failed", len(batch))
             results = [exc] * len(batch)
         self._answer(batch, results)
-        self._dispatch(loop)  # what waited for a free read slot goes now
 
     def _answer(self, batch: Sequence[Request], results: Sequence[Prediction | BaseException]) -> None:
         for req, result in zip(batch, results, strict=True):
@@ -350,12 +382,24 @@ class ServingEngine:
         return entries, reads
 
     def _read_plan(self, plan: _Plan) -> list[dict[str, dict[str, float | None] | BaseException]]:
-        """The store reads of a plan, one per entity kind (runs in the reader thread when threaded)."""
+        """The store reads of a plan, one per entity kind, inline."""
         out = []
         for entity, ids, names, _ in plan[1]:
             try:
                 out.append(self._read(entity, ids, names))
             except Exception as exc:  # the store failed: every request of this entity kind gets why
+                out.append(dict.fromkeys(ids, exc))
+        return out
+
+    async def _read_plan_async(
+        self, reader: AsyncFeatureReader, plan: _Plan
+    ) -> list[dict[str, dict[str, float | None] | BaseException]]:
+        """:meth:`_read_plan` through the store's asynchronous reader."""
+        out = []
+        for entity, ids, names, _ in plan[1]:
+            try:
+                out.append(await self._read_async(reader, entity, ids, names))
+            except Exception as exc:
                 out.append(dict.fromkeys(ids, exc))
         return out
 
@@ -457,6 +501,27 @@ class ServingEngine:
             self.store_reads += 1
             try:
                 out[i] = self.store.get_features_batch(entity, [i], features=names)[0]
+            except ValidationError as exc:
+                out[i] = exc
+        return out
+
+    async def _read_async(
+        self, reader: AsyncFeatureReader, entity: str, ids: list[str], names: list[str]
+    ) -> dict[str, dict[str, float | None] | BaseException]:
+        if not names:
+            return {i: {} for i in ids}
+        self.store_reads += 1
+        try:
+            rows = await reader.get_features_batch(entity, ids, features=names)
+            return dict(zip(ids, rows, strict=True))
+        except ValidationError:
+            if len(ids) == 1:
+                raise
+        out: dict[str, dict[str, float | None] | BaseException] = {}
+        for i in ids:  # as in _read: one refused id must not fail the others
+            self.store_reads += 1
+            try:
+                out[i] = (await reader.get_features_batch(entity, [i], features=names))[0]
             except ValidationError as exc:
                 out[i] = exc
         return out
@@ -575,7 +640,7 @@ class ServingEngine:
             await asyncio.sleep(every_s)
 
     async def close(self) -> None:
-        """Stop following the registry, answer the requests still waiting, stop the reader thread."""
+        """Stop following the registry, answer the requests still waiting, close the async reader."""
         tasks = list(self._followers.values())
         self._followers.clear()
         for t in tasks:
@@ -590,5 +655,5 @@ class ServingEngine:
             else:
                 self._dispatch(asyncio.get_running_loop())
         if self._reader is not None:
-            self._reader.shutdown(wait=True)
-            self._reader = None
+            await self._reader.aclose()
+        self._reader = self._reader_loop = None

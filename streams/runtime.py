@@ -15,6 +15,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
+from functools import partial
 from importlib import resources
 from pathlib import Path
 from typing import Any, TypeVar
@@ -41,7 +42,7 @@ from monitor.metrics import Metrics
 from registry import Registry
 from streams.learner_service import LabelJoiner, LearnerSlot
 from streams.order_processor import OrderProcessor, Scorer
-from streams.security import make_redis, security_from
+from streams.security import make_async_redis, make_redis, security_from
 
 logger = logging.getLogger(__name__)
 
@@ -229,14 +230,20 @@ def build_runtime(
 ) -> Runtime:
     """Wire a worker's components (connects to Redis; Kafka is left to the services)."""
     # ACL user, password and TLS options come from the settings (streams.security)
-    client = redis_client or make_redis(
-        redis_url, security_from(settings), socket_timeout=5, socket_connect_timeout=3
-    )
+    sec = security_from(settings)
+    client = redis_client or make_redis(redis_url, sec, socket_timeout=5, socket_connect_timeout=3)
     prefix = settings.key_prefix
     definitions = load_definitions()
     store = FeatureStore(
         definitions=definitions,
-        backend=RedisOnlineStore(client, key_prefix=prefix),
+        backend=RedisOnlineStore(
+            client,
+            key_prefix=prefix,
+            # on-demand predictions read features over redis.asyncio (the loop scores meanwhile)
+            async_factory=partial(
+                make_async_redis, redis_url, sec, socket_timeout=5, socket_connect_timeout=3
+            ),
+        ),
         allowed_lateness_ms=feature_lateness_ms(settings, definitions),
     )
     hmac_key = settings.registry_hmac_key.get_secret_value().encode() if settings.registry_hmac_key else None

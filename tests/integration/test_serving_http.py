@@ -58,7 +58,7 @@ def call(method: str, url: str, body: bytes | None = None) -> tuple[int, Any]:
         return exc.code, json.loads(exc.read())
 
 
-@pytest.fixture(params=["inline", "reader-thread"])
+@pytest.fixture(params=["async-reads", "sync-reads"])
 def server(
     request: pytest.FixtureRequest, kafka_bootstrap: str, redis_url: str, key_prefix: str, tmp_path: Path
 ) -> Iterator[dict[str, Any]]:
@@ -72,8 +72,8 @@ def server(
             "--registry-dir", str(tmp_path / "registry"),
             "--model", "fraud", "--web-port", str(port), "--app-id", f"serving-{key_prefix.strip(':')}",
             "--datadir", str(tmp_path / "faust"), "--every-s", "0.2"]
-    if request.param == "reader-thread":
-        argv.append("--read-in-thread")
+    if request.param == "sync-reads":
+        argv.append("--sync-reads")
     with log.open("wb") as out:
         proc = subprocess.Popen(argv, stdout=out, stderr=subprocess.STDOUT, env=os.environ.copy())
     base = f"http://127.0.0.1:{port}"

@@ -24,6 +24,7 @@ def test_public_names_are_exactly_the_intended_ones() -> None:
     assert sorted(features.__all__) == sorted(
         [
             "Aggregate",
+            "AsyncFeatureReader",
             "ApplyResult",
             "EventRecord",
             "FeatureInfo",

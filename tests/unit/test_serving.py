@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import random
-import threading
-import time
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -204,15 +202,16 @@ def test_register_checks_features_and_entity(store: FeatureStore) -> None:
         engine.lookup_score("fraud", "o1")
 
 
-@pytest.mark.parametrize("threaded", [False, True])
+@pytest.mark.parametrize("reads", ["inline", "async"])
 async def test_hot_reload_swaps_between_batches_without_failed_requests(
-    store: FeatureStore, tmp_path: Path, threaded: bool
+    store: FeatureStore, tmp_path: Path, reads: str
 ) -> None:
     registry = Registry(tmp_path)
     old_model, new_model = trained(1.0), trained(0.4)
     v1 = registry.register(old_model, "fraud", version="1.0.0", metadata={"features": FEATURES})
     registry.promote("fraud", v1.version)
-    engine = ServingEngine(store, registry=registry, cache_size=0, max_batch=4, read_in_thread=threaded)
+    served = store if reads == "inline" else SlowStore(store, seconds=0.002)
+    engine = ServingEngine(served, registry=registry, cache_size=0, max_batch=4)
     engine.follow("fraud", every_s=0.01)
     for _ in range(200):
         if engine.models():
@@ -282,32 +281,48 @@ async def test_follow_keeps_serving_when_the_registry_fails(store: FeatureStore,
 
 
 class SlowStore(CountingStore):
-    """The real store, each read taking a while (as a Redis round trip does), counting reads at once."""
+    """The real store, with an asynchronous reader whose reads take a while, as a Redis round trip does.
+
+    Reads start in order, each sleeps ``seconds`` without blocking the loop (the later to start sleeps
+    less, so a later read can finish first); how many run at once is counted.
+    """
 
     def __init__(self, store: FeatureStore, seconds: float) -> None:
         super().__init__(store)
         self.seconds = seconds
         self.running = 0
         self.most_at_once = 0
-        self.threads: set[str] = set()
-        self._lock = threading.Lock()
+        self.finished: list[int] = []
+        self.readers = 0
+        self.closed = 0
 
-    def get_features_batch(self, entity: str, ids: Sequence[str], features=None, as_of_ms=None):  # type: ignore[no-untyped-def]
-        with self._lock:
-            self.running += 1
-            self.most_at_once = max(self.most_at_once, self.running)
-            self.threads.add(threading.current_thread().name)
-        time.sleep(self.seconds)
-        try:
-            return super().get_features_batch(entity, ids, features=features, as_of_ms=as_of_ms)
-        finally:
-            with self._lock:
-                self.running -= 1
+    def async_reader(self) -> SlowReader:
+        self.readers += 1
+        return SlowReader(self)
 
 
-async def test_threaded_reads_keep_the_loop_free_and_batch_what_waits(store: FeatureStore) -> None:
+class SlowReader:
+    def __init__(self, slow: SlowStore) -> None:
+        self.slow = slow
+
+    async def get_features_batch(self, entity: str, ids: Sequence[str], features=None, as_of_ms=None):  # type: ignore[no-untyped-def]
+        slow = self.slow
+        n = len(slow.calls)
+        rows = slow.get_features_batch(entity, ids, features=features, as_of_ms=as_of_ms)
+        slow.running += 1
+        slow.most_at_once = max(slow.most_at_once, slow.running)
+        await asyncio.sleep(slow.seconds / slow.running)
+        slow.running -= 1
+        slow.finished.append(n)
+        return rows
+
+    async def aclose(self) -> None:
+        self.slow.closed += 1
+
+
+async def test_async_reads_keep_the_loop_free_split_batches_and_answer_in_order(store: FeatureStore) -> None:
     slow = SlowStore(store, seconds=0.05)
-    engine = ServingEngine(slow, max_batch=8, max_inflight=2, read_in_thread=True, cache_size=0)
+    engine = ServingEngine(slow, max_batch=16, max_inflight=2, cache_size=0)
     engine.register("fraud", trained(1.0), FEATURES)
     ticks = 0
 
@@ -318,25 +333,36 @@ async def test_threaded_reads_keep_the_loop_free_and_batch_what_waits(store: Fea
             await asyncio.sleep(0.005)
 
     tick = asyncio.create_task(ticker())
-    requests = [{"customer_id": f"c{i % 10}", "order_total": float(i)} for i in range(40)]
-    first = [asyncio.create_task(engine.predict("fraud", r)) for r in requests[:20]]
-    await asyncio.sleep(0.01)  # two batches of 8 read, 4 wait; then 20 more arrive
-    results = await asyncio.gather(*first, *(engine.predict("fraud", r) for r in requests[20:]))
+    requests = [{"customer_id": f"c{i}", "order_total": float(i)} for i in range(60)]  # c10...: defaults
+    answered: list[int] = []
+    results = {}
+
+    async def ask(i: int) -> None:
+        results[i] = await engine.predict("fraud", requests[i])
+        answered.append(i)
+
+    first = [asyncio.create_task(ask(i)) for i in range(20)]
+    # the 16th waiting request fills a batch: it is split over the two free read slots, 4 more wait
+    await asyncio.sleep(0.01)
+    await asyncio.gather(*first, *(ask(i) for i in range(20, 60)))
     tick.cancel()
     await engine.close()
-    assert ticks >= 10  # the loop ran during the 0.15 s or more of reads
-    assert slow.most_at_once == 1 and slow.threads == {"serving-read_0"}  # one reader thread, in order
+    assert ticks >= 5  # the loop ran during the reads
+    assert slow.most_at_once == 2
     assert [len(c) for c in slow.calls[:2]] == [8, 8]
-    assert all(len(c) <= 8 for c in slow.calls) and len(slow.calls) == 5  # 40 requests, 8 a batch
+    assert all(len(c) <= 16 for c in slow.calls) and sum(len(c) for c in slow.calls) == 60
+    assert slow.finished[:2] == [1, 0]  # the second read ended first...
+    assert answered == list(range(60))  # ...yet every batch was answered in the order it was sent
+    assert slow.closed == 1
     alone = ServingEngine(store, cache_size=0)
     alone.register("fraud", engine.served("fraud").model, FEATURES)
-    for r, p in zip(requests, results, strict=True):
+    for r, p in zip(requests, [results[i] for i in range(60)], strict=True):
         assert p.entity_id == r["customer_id"] and p.score == alone.predict_sync("fraud", r).score
 
 
 async def test_close_answers_what_waits_for_a_read(store: FeatureStore) -> None:
     slow = SlowStore(store, seconds=0.02)
-    engine = ServingEngine(slow, max_batch=2, max_inflight=1, read_in_thread=True)
+    engine = ServingEngine(slow, max_batch=2, max_inflight=1)
     engine.register("fraud", trained(1.0), FEATURES)
     tasks = [asyncio.create_task(engine.predict("fraud", {"customer_id": f"c{i}"})) for i in range(7)]
     await asyncio.sleep(0)
@@ -344,6 +370,11 @@ async def test_close_answers_what_waits_for_a_read(store: FeatureStore) -> None:
     assert all(t.done() for t in tasks)
     assert [t.result().entity_id for t in tasks] == [f"c{i}" for i in range(7)]
     assert [len(c) for c in slow.calls] == [2, 2, 2, 1]
+    assert (slow.readers, slow.closed) == (1, 1)
+    inline = ServingEngine(slow, max_batch=2, async_reads=False)
+    inline.register("fraud", trained(1.0), FEATURES)
+    assert (await inline.predict("fraud", {"customer_id": "c1"})).entity_id == "c1"
+    assert len(slow.calls) == 5 and slow.readers == 1  # read inline: no reader was made
 
 
 def _fraud_rows(rng: random.Random, n: int) -> list[dict]:
