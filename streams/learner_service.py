@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import math
 import pickle
 import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
@@ -55,6 +56,8 @@ class LearnerSlot:
     spec_hash: str = ""
     snapshot_every: int = 1000
     snapshot_seconds: float = 300.0
+    snapshot_min_seconds: float = 0.0
+    """Least time between two snapshots taken by this process (the first one is never held back)."""
     join_wait_s: float = 30.0
     last_snapshot_examples: int = 0
     last_snapshot_at: float = field(default_factory=time.monotonic)
@@ -104,6 +107,10 @@ class LabelJoiner:
     watermark
         The scoring side's event-time watermark (``OrderProcessor.watermark_ms``): a label waits for its
         vector until scoring is ``join_grace_ms`` past the label's time.
+    retry_every_s
+        With a watermark, a waiting label is looked up again once scoring has reached its event time (its
+        order is older, so its vector is then likely stored), and every label waiting is looked up again
+        at least this often (an idle partition can hold the watermark back).
 
     Examples
     --------
@@ -120,10 +127,13 @@ class LabelJoiner:
         vectors: VectorStore | None = None,
         watermark: Callable[[], int] | None = None,
         join_grace_ms: int = 86_400_000,
+        retry_every_s: float = 1.0,
     ) -> None:
         self.slots = list(slots)
         self.watermark = watermark
         self.join_grace_ms = join_grace_ms
+        self.retry_every_s = retry_every_s
+        self._retried_at: dict[str, float] = {}  # model -> when every waiting label was last looked up
         #: whether the scoring side has consumed everything (the worker sets it from the consumer lag);
         #: a label is never given up while scoring still has a backlog
         self.caught_up: Callable[[], bool] = lambda: True
@@ -159,15 +169,26 @@ class LabelJoiner:
         out: LabelBatchOutcome,
     ) -> None:
         learner = slot.learner
-        todo: list[tuple[Label, float]] = [(lab, first) for lab, first in learner.pending.values()]
+        # waiting labels are looked up again when they may have found their vector, not on every batch:
+        # with labels far ahead of scoring, thousands wait, and reading them all for each batch of
+        # labels made the join quadratic
+        waiting = learner.pending
+        last = self._retried_at.get(slot.name, -math.inf)
+        if not waiting or self.watermark is None or now - last >= self.retry_every_s:
+            self._retried_at[slot.name] = now
+            todo: list[tuple[Label, float]] = list(waiting.values())
+        else:
+            reached = self.watermark()
+            todo = [(lab, first) for lab, first in waiting.values() if lab.event_time <= reached]
         for r, lab in labels:
             if lab.target != slot.target or r.offset < learner.offsets.get(_tp_key(r.topic, r.partition), 0):
                 continue
             todo.append((lab, now))
         if todo:
             stored = self.vectors.read(slot.name, [lab.subject_id for lab, _ in todo])
-            # only now that the read succeeded may waiting labels leave `pending` (a Redis error keeps them)
-            learner.pending.clear()
+            # only now that the read succeeded may the labels read leave `pending` (a Redis error keeps them)
+            for lab, _ in todo:
+                waiting.pop(lab.label_id, None)
             joined: list[str] = []
             for (lab, first_seen), found in zip(todo, stored, strict=True):
                 if found is None:
@@ -215,10 +236,15 @@ class LabelJoiner:
         return sum(len(s.learner.pending) for s in self.slots)
 
     def due_snapshots(self, now: float | None = None) -> list[LearnerSlot]:
-        """Slots whose snapshot policy (every N examples or T seconds with new examples) says 'now'."""
+        """Slots whose snapshot policy (every N examples or T seconds with new examples) says 'now'.
+
+        A snapshot is held back while ``snapshot_min_seconds`` have not passed since the previous one.
+        """
         now = time.monotonic() if now is None else now
         due = []
         for s in self.slots:
+            if s.snapshots and now - s.last_snapshot_at < s.snapshot_min_seconds:
+                continue
             new = s.learner.examples_learned - s.last_snapshot_examples
             if new >= s.snapshot_every or (new > 0 and now - s.last_snapshot_at >= s.snapshot_seconds):
                 due.append(s)
