@@ -356,6 +356,14 @@ class SnapshotsSection(_Section):
     every_examples: int = Field(1000, gt=0)
     every_seconds: float = Field(300.0, gt=0)
     keep_last: int = Field(20, gt=0)
+    min_seconds: float = Field(
+        2.0,
+        ge=0,
+        description=(
+            "least time between two snapshots of a running learner: at high label rates it bounds what "
+            "snapshots cost (pickling on the loop, writing, reloading by the servers that follow the model)"
+        ),
+    )
 
 
 class MonitoringSection(_Section):

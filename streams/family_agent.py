@@ -195,6 +195,9 @@ class FamilyService(Service):
         learned = self.learner.examples_learned - self._snapshot_examples
         if learned <= 0:
             return
+        since = time.monotonic() - self._snapshot_at
+        if self.snapshots and since < spec.snapshots.min_seconds:
+            return  # held back: the previous snapshot of this process is too recent
         if learned < spec.snapshots.every_examples and time.monotonic() - self._snapshot_at < (
             spec.snapshots.every_seconds
         ):

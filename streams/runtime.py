@@ -178,6 +178,7 @@ def wire_pipelines(
                 spec_hash=spec.spec_hash,
                 snapshot_every=spec.snapshots.every_examples,
                 snapshot_seconds=spec.snapshots.every_seconds,
+                snapshot_min_seconds=spec.snapshots.min_seconds,
                 last_snapshot_examples=learner.examples_learned,
                 thresholds=dict(spec.evaluation.threshold),
             )
