@@ -512,6 +512,9 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     p.add_argument("--freshness-seconds", type=float, default=20.0)
     p.add_argument("--memory-orders", type=int, default=0, help="stream N orders through a fresh worker")
     p.add_argument(
+        "--memory-max-seconds", type=float, default=None, help="end the memory run after this long"
+    )
+    p.add_argument(
         "--scaleout-repeats", type=int, default=1, help="two-worker runs (one-worker runs between)"
     )
     p.add_argument("--only", choices=("memory",), default=None, help="only the memory run")
