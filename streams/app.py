@@ -23,7 +23,6 @@ from river import utils as river_utils
 
 from config.pipeline import PipelineSpec
 from learners.serving import ServingEngine
-from learners.vectors import ScoreWrite
 from monitor import Monitor
 from monitor.feature_drift import FeatureKind
 from monitor.metrics import serve_metrics
@@ -34,10 +33,11 @@ from streams.drift_responder import DriftResponder, build_responders
 from streams.family_agent import add_family_agents
 from streams.leadership import learner_leadership
 from streams.learner_service import LabelBatchOutcome, LearnerService
-from streams.product_agent import add_product_agent
+from streams.order_processor import BatchOutcome
+from streams.product_agent import add_product_agent, product_topic
 from streams.rebuild import EpochMarker, restart_replay
 from streams.runtime import Runtime
-from streams.schemas import Label, to_json
+from streams.schemas import to_json
 from streams.security import faust_broker_kwargs, kafka_client_kwargs, security_from
 from streams.topics import ensure_topics
 from streams.web import register_views
@@ -72,6 +72,8 @@ class Hub:
         #: models whose scores also go to the scores topic (``scoring.write_topic``)
         self.score_topic_models = {spec.name for spec in runtime.specs if spec.scoring.write_topic}
         self.last_lag: int | None = None
+        #: where valid orders are forwarded keyed by product id (``OrderProcessor.forward_products``)
+        self.repartition_topic = product_topic(runtime.settings.topic_orders)
         self.monitors: dict[str, Monitor] = {
             spec.name: Monitor(
                 spec.name,
@@ -88,38 +90,45 @@ class Hub:
             runtime.specs, runtime.slots, runtime.processor.scorers, runtime.registry, runtime.metrics
         )
 
-    async def send_dead_letters(self, letters: list[DeadLetter]) -> None:
-        """Publish dead letters and wait for the broker's ack (before the batch commits)."""
+    async def publish(self, messages: Sequence[tuple[str, bytes, bytes | None]]) -> None:
+        """Send ``(topic, value, key)`` messages and wait for every ack (before the batch commits).
+
+        A batch's dead letters, derived labels, scores and product forwards go out together and are
+        acknowledged together: one wait for the broker per batch, not one per kind.
+        """
+        if not messages:
+            return
         assert self.producer is not None
-        topic = self.runtime.topics["dead-letters"]
-        futures = [await self.producer.send(topic, d.to_json(), key=d.key) for d in letters]
+        send = self.producer.send
+        futures = [await send(topic, value, key=key) for topic, value, key in messages]
         await asyncio.gather(*futures)
+
+    def dead_letter_messages(self, letters: Sequence[DeadLetter]) -> list[tuple[str, bytes, bytes | None]]:
+        """The dead-letter messages of ``letters``; counted and logged (call it once, when sending them)."""
+        topic = self.runtime.topics["dead-letters"]
         m = self.runtime.metrics
         for d in letters:
             m.dead_letters_total.labels(topic=d.topic, reason=d.reason).inc()
             logger.warning("dead letter %s/%d@%d: %s", d.topic, d.partition, d.offset, d.error[:200])
+        return [(topic, d.to_json(), d.key) for d in letters]
 
-    async def send_labels(self, labels: Sequence[Label]) -> None:
-        """Publish derived labels (keyed by subject); wait for the broker's ack before the batch commits."""
-        assert self.producer is not None
-        topic = self.runtime.topics["labels"]
-        futures = [
-            await self.producer.send(topic, to_json(lab), key=lab.subject_id.encode()) for lab in labels
-        ]
-        await asyncio.gather(*futures)
+    def batch_messages(self, outcome: BatchOutcome) -> list[tuple[str, bytes, bytes | None]]:
+        """What an order batch publishes, as ``(topic, value, key)``.
 
-    async def send_scores(self, scores: Sequence[ScoreWrite]) -> None:
-        """Publish the scores of pipelines with ``scoring.write_topic``, keyed by subject; wait for acks."""
-        assert self.producer is not None
-        topic = self.runtime.topics["scores"]
-        futures = [
-            await self.producer.send(
-                topic, json.dumps({"subject": s.subject, **s.record}).encode(), key=s.subject.encode()
-            )
-            for s in scores
-            if s.model in self.score_topic_models
-        ]
-        await asyncio.gather(*futures)
+        Dead letters, derived labels (keyed by subject), the scores of pipelines with
+        ``scoring.write_topic`` (keyed by subject) and the valid orders keyed by product id.
+        """
+        topics = self.runtime.topics
+        out = self.dead_letter_messages(outcome.dead_letters)
+        out += [(topics["labels"], to_json(lab), lab.subject_id.encode()) for lab in outcome.labels]
+        if self.score_topic_models:
+            scores = [w for w in outcome.scores if w.model in self.score_topic_models]
+            for w in scores:
+                value = json.dumps({"subject": w.subject, **w.record}).encode()
+                out.append((topics["scores"], value, w.subject.encode()))
+        repartition = self.repartition_topic
+        out += [(repartition, value, pid.encode()) for pid, value in outcome.by_product]
+        return out
 
     async def handle_orders(self, records: Sequence[ConsumerRecord]) -> None:
         """The order/event batch handler: process, publish dead letters, count."""
@@ -132,12 +141,7 @@ class Hub:
             rt.metrics.redis_errors_total.labels(op="process_batch").inc()
             raise
         self.redis_ok = True
-        if outcome.dead_letters:
-            await self.send_dead_letters(outcome.dead_letters)
-        if outcome.labels:
-            await self.send_labels(outcome.labels)
-        if outcome.scores and self.score_topic_models:
-            await self.send_scores(outcome.scores)
+        await self.publish(self.batch_messages(outcome))
         m = rt.metrics
         for name, n in outcome.expired.items():
             if n:
@@ -176,7 +180,7 @@ class Hub:
     async def handle_labels(self, outcome: LabelBatchOutcome) -> None:
         """After each label batch: dead letters and model metrics."""
         if outcome.dead_letters:
-            await self.send_dead_letters(outcome.dead_letters)
+            await self.publish(self.dead_letter_messages(outcome.dead_letters))
         m = self.runtime.metrics
         for name, examples in outcome.examples.items():
             monitor = self.monitors.get(name)
@@ -298,14 +302,16 @@ def create_app(runtime: Runtime, bootstrap: str) -> tuple[faust.App, Hub]:
         engine.register(slot.name, slot.learner, slot.features, version=slot.learner.version)
     register_views(app, engine)
     # product-level features: orders repartitioned by product id, applied by their own agent
-    add_product_agent(app, runtime.store, s.topic_orders, partitions=s.partitions)
+    # the orders are forwarded to it from the batch path (Hub.batch_messages), not by a per-event agent
+    add_product_agent(app, runtime.store, s.topic_orders, partitions=s.partitions, explode=False)
+    runtime.processor.forward_products = True
     add_family_agents(app, runtime, bootstrap)  # demand, reco, pricing, ranking pipelines (none: no-op)
 
     def epoch_check_failed(exc: Exception) -> None:
         hub.redis_ok = False
         runtime.metrics.redis_errors_total.labels(op="epoch_check").inc()
 
-    repartition = f"{s.topic_orders}-by-product-repartition"  # add_product_agent's default name
+    repartition = hub.repartition_topic
 
     async def recreate() -> None:
         wanted = {t: s.partitions for t in [*runtime.topics.values(), repartition]}
@@ -313,7 +319,7 @@ def create_app(runtime: Runtime, bootstrap: str) -> tuple[faust.App, Hub]:
 
     @app.task
     async def start_services() -> None:
-        hub.producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all", linger_ms=5, **client_kwargs)
+        hub.producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all", linger_ms=0, **client_kwargs)
         await hub.producer.start()
         await app.add_runtime_dependency(ProducerService(hub.producer))  # added first: stopped last
         hub.orders = BatchConsumer(

@@ -86,6 +86,9 @@ class BatchOutcome:
     """(model, x, score, seconds) per scored order, for the drift monitor."""
     scores: list[ScoreWrite] = field(default_factory=list)
     """The score records written to Redis (the worker also publishes them to the scores topic)."""
+    by_product: list[tuple[str, bytes]] = field(default_factory=list)
+    """With ``forward_products``: (product id, the order's message) once per distinct product of each
+    valid order, for the product repartition topic (:mod:`streams.product_agent`)."""
 
 
 class OrderProcessor:
@@ -147,6 +150,9 @@ class OrderProcessor:
         #: the orders partitions this processor owns (the worker sets it from the consumer's assignment); a
         #: partition not seen yet holds the watermark back. None (offline replay): the partitions seen.
         self.expected_partitions: Callable[[], set[tuple[str | None, int]]] | None = None
+        #: list each valid order's products in ``BatchOutcome.by_product`` (the worker forwards them to
+        #: the product repartition topic from the batch, instead of a per-event Faust agent)
+        self.forward_products = False
 
     def reset_watermark(self) -> None:
         """Forget the event-time progress (a replay from the oldest events starts it again)."""
@@ -181,6 +187,9 @@ class OrderProcessor:
                 )
                 continue
             parsed.append(EventRecord(event, r.topic, r.partition, r.offset))
+            if self.forward_products and isinstance(event, Order):
+                pids = dict.fromkeys(item.product_id for item in event.items)
+                out.by_product.extend((pid, value) for pid in pids)
         # A batch holds whole runs of several partitions and topics. Interleave them by event time so one
         # topic's run does not make another's earlier events look late; each partition keeps its offset
         # order (heapq.merge only ever takes the head of each run), as the offset fences require.

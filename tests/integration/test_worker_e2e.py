@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import math
 import signal
 import subprocess
 import sys
@@ -21,11 +22,12 @@ import pytest
 import redis
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
-from features import FeatureStore, RedisOnlineStore
+from features import FeatureStore, InMemoryOnlineStore, RedisOnlineStore
 from features.windows import default_bucket_ms
 from registry import Registry
 from streams.embedded import free_port
-from streams.schemas import Label, Order
+from streams.product_agent import product_record
+from streams.schemas import Label, Order, to_json
 from streams.simulation import Simulator, SimulatorConfig, produce
 from tests.chaos_support import _read_topic, scrape, worker_env
 
@@ -160,6 +162,19 @@ def test_worker_end_to_end(kafka_bootstrap, redis_url, topic_names, key_prefix, 
                     checked += 1
         assert checked > 100
 
+        # 2b. product features: the batch path forwards each order to the repartition topic keyed by
+        # product, the product agent applies them; they equal the in-memory store fed the same orders
+        store = FeatureStore(backend=RedisOnlineStore(client, key_prefix=key_prefix))
+        products, product_names, want = expected_product_features(orders, topic_names["orders"])
+        wait_for(
+            "product features",
+            lambda: _close_rows(store.get_features_batch("product", products, features=product_names), want),
+            60,
+            proc,
+            log,
+        )
+        assert sum(row["product_orders_24h"] for row in want) > len(products)
+
         # 3. the model learned the simulator's signal (progressive AUC, predict-then-learn)
         m = scrape(metrics_port)
         cumulative_auc = _metric(metrics_port, "auc", "cumulative")
@@ -223,7 +238,6 @@ def test_worker_end_to_end(kafka_bootstrap, redis_url, topic_names, key_prefix, 
         assert reasons == ["malformed_json", "not_utf8", "schema"]
 
         # 7. producing the same orders again changes no feature
-        store = FeatureStore(backend=RedisOnlineStore(client, key_prefix=key_prefix))
         names = [f.name for f in store.list_features() if f.entity == "customer"]
         before_features = store.get_features_batch(entity="customer", ids=busiest, features=names)
         processed = scrape(metrics_port)[f"hanzo_events_processed_total|topic={topic_names['orders']}"]
@@ -240,6 +254,8 @@ def test_worker_end_to_end(kafka_bootstrap, redis_url, topic_names, key_prefix, 
         )
         after_features = store.get_features_batch(entity="customer", ids=busiest, features=names)
         assert before_features == after_features
+        products_after = store.get_features_batch("product", products, features=product_names)
+        assert _close_rows(products_after, want)  # forwarded again, deduped by event id
         assert all(f["orders_lifetime"] > 0 for f in before_features)
         assert scrape(metrics_port)["hanzo_duplicate_events_total"] >= N_ORDERS
     finally:
@@ -250,6 +266,36 @@ def test_worker_end_to_end(kafka_bootstrap, redis_url, topic_names, key_prefix, 
             proc.kill()
             proc.wait(5)
         client.close()
+
+
+def expected_product_features(
+    orders: list[Order], orders_topic: str
+) -> tuple[list[str], list[str], list[dict[str, float | None]]]:
+    """Products, their order-fed feature names and values: the in-memory store applying the orders."""
+    memory = FeatureStore(backend=InMemoryOnlineStore())
+    names = [
+        f.name for f in memory.list_features() if f.entity == "product" and f.name != "product_views_24h"
+    ]
+    records = []
+    for o in orders:
+        for pid in dict.fromkeys(item.product_id for item in o.items):
+            record = product_record(pid.encode(), to_json(o), orders_topic, 0, len(records))
+            assert record is not None
+            records.append(record)
+    memory.apply_batch("product", records)
+    products = sorted({r.event.items[0].product_id for r in records})
+    return products, names, memory.get_features_batch("product", products, features=names)
+
+
+def _close_rows(got: list[dict[str, float | None]], want: list[dict[str, float | None]]) -> bool:
+    return all(
+        g.keys() == w.keys()
+        and all(
+            (g[k] is None) == (w[k] is None) and (w[k] is None or math.isclose(g[k], w[k], rel_tol=1e-9))
+            for k in w
+        )
+        for g, w in zip(got, want, strict=True)
+    )
 
 
 def _metric(port: int, metric: str, window: str) -> float:
