@@ -439,6 +439,12 @@ class ServingEngine:
                 req = batch[i]
                 try:
                     score = scores[n] if scores is not None else entry.scorer(x)
+                except KeyError as exc:  # a feature the model needs was neither stored nor given
+                    results[i] = ValidationError(
+                        f"model {req.name!r} needs the feature {exc.args[0]!r}, which the request does not "
+                        f"give and the store does not keep for {entry.entity} {req.entity_id!r}"
+                    )
+                    continue
                 except Exception as exc:
                     exc.add_note(f"while scoring {req.entity_id!r} with model {req.name!r}")
                     results[i] = exc
@@ -628,8 +634,9 @@ class ServingEngine:
                 last_error = ""
             except Exception as exc:  # keep serving the current version; say why once per new reason
                 self.reload_errors += 1
-                if str(exc) != last_error:
-                    last_error = str(exc)
+                reason = str(exc).split(";")[0]  # not the list of versions that follows, which grows
+                if reason != last_error:
+                    last_error = reason
                     logger.error(
                         "following %s@%s failed, still serving %s: %s",
                         name,

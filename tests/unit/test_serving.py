@@ -432,3 +432,20 @@ def test_flat_scorer_regression_nesting_and_learning_during_predict() -> None:
     x = {"a": 1.0, "b": 1.0}
     assert fast(x) == twin.predict_one(x) != before.predict_one(x)
     assert flat_scorer(linear_model.LogisticRegression()) is None
+
+
+async def test_a_feature_neither_stored_nor_given_is_a_validation_error(store: FeatureStore) -> None:
+    spec = PipelineSpec.from_yaml(resolve_spec_path("fraud_detection"))
+    learner = OnlineLearner(spec.name, build_model(spec), task=spec.model.task)
+    engine = ServingEngine(store, cache_size=0)
+    engine.register("fraud", learner, list(spec.data.features))
+    full = {"customer_id": "c1", "order_total": 50.0, "payment_method": "card", "country_mismatch": 0.0,
+            "account_age_days": 30.0}
+    assert 0.0 <= (await engine.predict("fraud", full)).score <= 1.0
+    missing = {k: v for k, v in full.items() if k != "payment_method"}
+    with pytest.raises(ValidationError, match="needs the feature 'payment_method'"):
+        await engine.predict("fraud", missing)
+    # in a batch, only the request that lacks it fails
+    results = await asyncio.gather(engine.predict("fraud", full), engine.predict("fraud", missing),
+                                   return_exceptions=True)
+    assert isinstance(results[1], ValidationError) and not isinstance(results[0], BaseException)
