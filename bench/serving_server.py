@@ -21,6 +21,7 @@ import redis.asyncio
 from features import FeatureStore, RedisOnlineStore
 from learners.serving import ServingEngine
 from registry import RegistryReader
+from streams.app import EngineService
 from streams.web import register_views
 
 logger = logging.getLogger(__name__)
@@ -59,6 +60,7 @@ def build_app(args: argparse.Namespace) -> faust.App:
     async def follow_models() -> None:
         for name in args.model:
             engine.follow(name, alias=args.alias, every_s=args.every_s)
+        await app.add_runtime_dependency(EngineService(engine))  # closed when the worker stops
 
     return app
 

@@ -57,6 +57,18 @@ class ProducerService(Service):
         await self.producer.stop()
 
 
+class EngineService(Service):
+    """Closes the on-demand ServingEngine when the worker stops: its registry followers and Redis reader."""
+
+    def __init__(self, engine: ServingEngine) -> None:
+        super().__init__()
+        self.engine = engine
+
+    async def on_stop(self) -> None:
+        """Answer what waits, stop following the registry, close the asyncio Redis client."""
+        await self.engine.close()
+
+
 class Hub:
     """The running services of one worker, shared by the app's tasks, timers and pages."""
 
@@ -369,6 +381,7 @@ def create_app(runtime: Runtime, bootstrap: str) -> tuple[faust.App, Hub]:
         await app.add_runtime_dependency(learner_leadership(runtime, hub.learner))
         for spec in runtime.specs:
             engine.follow(spec.name)
+        await app.add_runtime_dependency(EngineService(engine))
         runtime.metrics.worker_up.set(1)
         logger.info("worker ready: orders from %s, labels from %s", s.topic_orders, s.topic_labels)
 
