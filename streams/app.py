@@ -116,13 +116,16 @@ class Hub:
         await asyncio.gather(*futures)
 
     def dead_letter_messages(self, letters: Sequence[DeadLetter]) -> list[tuple[str, bytes, bytes | None]]:
-        """The dead-letter messages of ``letters``; counted and logged (call it once, when sending them)."""
+        """The dead-letter messages of ``letters``."""
         topic = self.runtime.topics["dead-letters"]
+        return [(topic, d.to_json(), d.key) for d in letters]
+
+    def dead_letters_sent(self, letters: Sequence[DeadLetter]) -> None:
+        """Count and log dead letters the broker acknowledged (a failed batch is retried, not counted)."""
         m = self.runtime.metrics
         for d in letters:
             m.dead_letters_total.labels(topic=d.topic, reason=d.reason).inc()
             logger.warning("dead letter %s/%d@%d: %s", d.topic, d.partition, d.offset, d.error[:200])
-        return [(topic, d.to_json(), d.key) for d in letters]
 
     def batch_messages(self, outcome: BatchOutcome) -> list[tuple[str, bytes, bytes | None]]:
         """What an order batch publishes, as ``(topic, value, key)``.
@@ -154,6 +157,7 @@ class Hub:
             raise
         self.redis_ok = True
         await self.publish(self.batch_messages(outcome))
+        self.dead_letters_sent(outcome.dead_letters)
         m = rt.metrics
         for name, n in outcome.expired.items():
             if n:
@@ -193,6 +197,7 @@ class Hub:
         """After each label batch: dead letters and model metrics."""
         if outcome.dead_letters:
             await self.publish(self.dead_letter_messages(outcome.dead_letters))
+            self.dead_letters_sent(outcome.dead_letters)
         m = self.runtime.metrics
         for name, examples in outcome.examples.items():
             monitor = self.monitors.get(name)
