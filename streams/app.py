@@ -102,6 +102,11 @@ class Hub:
             runtime.specs, runtime.slots, runtime.processor.scorers, runtime.registry, runtime.metrics
         )
 
+    def topics_wanted(self) -> dict[str, int]:
+        """Every topic the worker reads or writes, product repartition included, with its partitions."""
+        s = self.runtime.settings
+        return {t: s.partitions for t in [*self.runtime.topics.values(), self.repartition_topic]}
+
     async def publish(self, messages: Sequence[tuple[str, bytes, bytes | None]]) -> None:
         """Send ``(topic, value, key)`` messages and wait for every ack (before the batch commits).
 
@@ -331,8 +336,7 @@ def create_app(runtime: Runtime, bootstrap: str) -> tuple[faust.App, Hub]:
     repartition = hub.repartition_topic
 
     async def recreate() -> None:
-        wanted = {t: s.partitions for t in [*runtime.topics.values(), repartition]}
-        await ensure_topics(bootstrap, wanted, client_kwargs=client_kwargs)
+        await ensure_topics(bootstrap, hub.topics_wanted(), client_kwargs=client_kwargs)
 
     @app.task
     async def start_services() -> None:

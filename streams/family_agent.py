@@ -32,7 +32,7 @@ from config.errors import ValidationError
 from config.pipeline import PipelineSpec
 from learners.families import FamilyLearner, build_family
 from learners.train import family_metadata
-from streams.learner_service import register_snapshot
+from streams.learner_service import register_snapshot, snapshot_due
 from streams.runtime import restore_latest
 from streams.schemas import parse_event
 
@@ -191,18 +191,16 @@ class FamilyService(Service):
         self._published_at = time.monotonic()
 
     async def _maybe_snapshot(self) -> None:
-        spec = self.learner.spec
-        learned = self.learner.examples_learned - self._snapshot_examples
-        if learned <= 0:
-            return
-        since = time.monotonic() - self._snapshot_at
-        if self.snapshots and since < spec.snapshots.min_seconds:
-            return  # held back: the previous snapshot of this process is too recent
-        if learned < spec.snapshots.every_examples and time.monotonic() - self._snapshot_at < (
-            spec.snapshots.every_seconds
+        policy = self.learner.spec.snapshots
+        if snapshot_due(
+            self.learner.examples_learned - self._snapshot_examples,
+            time.monotonic() - self._snapshot_at,
+            bool(self.snapshots),
+            policy.every_examples,
+            policy.every_seconds,
+            policy.min_seconds,
         ):
-            return
-        await self.snapshot()
+            await self.snapshot()
 
     async def snapshot(self) -> str | None:
         """Register a copy of the learner (taken now, written in a thread); returns the version."""

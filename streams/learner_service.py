@@ -241,14 +241,38 @@ class LabelJoiner:
         A snapshot is held back while ``snapshot_min_seconds`` have not passed since the previous one.
         """
         now = time.monotonic() if now is None else now
-        due = []
-        for s in self.slots:
-            if s.snapshots and now - s.last_snapshot_at < s.snapshot_min_seconds:
-                continue
-            new = s.learner.examples_learned - s.last_snapshot_examples
-            if new >= s.snapshot_every or (new > 0 and now - s.last_snapshot_at >= s.snapshot_seconds):
-                due.append(s)
-        return due
+        return [
+            s
+            for s in self.slots
+            if snapshot_due(
+                s.learner.examples_learned - s.last_snapshot_examples,
+                now - s.last_snapshot_at,
+                bool(s.snapshots),
+                s.snapshot_every,
+                s.snapshot_seconds,
+                s.snapshot_min_seconds,
+            )
+        ]
+
+
+def snapshot_due(
+    new_examples: int, since_s: float, taken: bool, every: int, every_s: float, min_s: float
+) -> bool:
+    """Whether a learner with ``new_examples`` since its last snapshot, ``since_s`` ago, snapshots now.
+
+    Every ``every`` new examples, or after ``every_s`` seconds with new ones; never within ``min_s`` of
+    the previous snapshot this process took (``taken``: there was one).
+
+    Examples
+    --------
+    >>> snapshot_due(1000, 0.5, False, 1000, 300, 2.0), snapshot_due(1000, 0.5, True, 1000, 300, 2.0)
+    (True, False)
+    >>> snapshot_due(3, 301.0, True, 1000, 300, 2.0), snapshot_due(0, 301.0, True, 1000, 300, 2.0)
+    (True, False)
+    """
+    if new_examples <= 0 or (taken and since_s < min_s):
+        return False
+    return new_examples >= every or since_s >= every_s
 
 
 class PickledModel:

@@ -188,8 +188,7 @@ class OrderProcessor:
                 continue
             parsed.append(EventRecord(event, r.topic, r.partition, r.offset))
             if self.forward_products and isinstance(event, Order):
-                pids = dict.fromkeys(item.product_id for item in event.items)
-                out.by_product.extend((pid, value) for pid in pids)
+                out.by_product.extend((pid, value) for pid in event.product_ids)
         # A batch holds whole runs of several partitions and topics. Interleave them by event time so one
         # topic's run does not make another's earlier events look late; each partition keeps its offset
         # order (heapq.merge only ever takes the head of each run), as the offset fences require.

@@ -51,7 +51,7 @@ def product_ids(value: bytes) -> list[str]:
         return []
     if not isinstance(event, Order):
         return []
-    return list(dict.fromkeys(item.product_id for item in event.items))
+    return event.product_ids
 
 
 def product_record(

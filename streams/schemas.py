@@ -93,6 +93,11 @@ class Order(_Event):
         """The key of the order's entity (its customer)."""
         return self.customer_id
 
+    @property
+    def product_ids(self) -> list[str]:
+        """Distinct product ids of the order's lines, in order (the keys of the product repartition)."""
+        return list(dict.fromkeys(item.product_id for item in self.items))
+
 
 class CustomerEvent(_Event):
     """Something a customer did other than ordering (browsing, support, refunds, ...)."""

@@ -17,7 +17,6 @@ def run_worker(settings: Settings, pipelines: list[str]) -> int:
 
     from streams.app import create_app, start_metrics_server
     from streams.embedded import check_kafka, check_redis, resolve_services
-    from streams.product_agent import product_topic
     from streams.runtime import build_runtime
     from streams.security import kafka_client_kwargs, security_from
     from streams.topics import ensure_topics
@@ -28,10 +27,8 @@ def run_worker(settings: Settings, pipelines: list[str]) -> int:
     check_kafka(services.kafka_bootstrap, client_kwargs=client_kwargs)
     check_redis(services.redis_url, password=password)
     runtime = build_runtime(settings, services.redis_url, pipelines)
-    app, _hub = create_app(runtime, services.kafka_bootstrap)
-    # the product repartition topic too: the batch path produces to it (Hub.batch_messages)
-    names = [*runtime.topics.values(), product_topic(settings.topic_orders)]
-    topics = {t: settings.partitions for t in names}
+    app, hub = create_app(runtime, services.kafka_bootstrap)
+    topics = hub.topics_wanted()
 
     @app.task(on_leader=False)
     async def _topics() -> None:
