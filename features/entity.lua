@@ -8,8 +8,9 @@
 -- records (index, then each member's cell), little-endian doubles. The first R records are at or below E
 -- (older than the window, kept for the lateness); the others make the running aggregates. An event in
 -- the newest bucket or a newer one costs O(1) per member plus evicting the buckets that leave the window
--- (each once); any other event rebuilds the group's state. Every member keeps the arithmetic it would
--- have alone (its own running value, evictions and rebuilds), so sharing the records changes no value.
+-- (each once); an older one (out of order) is written into its bucket in place and costs a fold of its
+-- own window's records. Every member keeps the arithmetic it would have alone (its own running value,
+-- evictions and refolds), so sharing the records changes no value.
 -- The lifetime group packs every numeric lifetime cell (NaN: empty). distinct_count keeps one text field
 -- per aggregate (see DISTINCT below). Scripts are EVAL scripts (Redis 6.2+): no state survives a call;
 -- the group definitions (G) are literals built once per call.
@@ -90,206 +91,12 @@ end
 
 -- Windowed groups -----------------------------------------------------------------------------------
 -- g: m members with kinds k[], cell offsets off[] (after the index), wide[] (two-double cells), input
--- offsets ioff[]; rf/rs the record format/size, hf/hs the header's, wf the whole field's (header, kept
--- records as one string, one record), inf the input's, b/nb the buckets.
-
-local function rec(g, s, j) -- record j (0-based): {index, cells...}
-  return {sunpack(g.rf, s, j * g.rs + 1)}
-end
-
-local function cell(g, r, m) -- member m's cell in record r
-  local o = g.off[m]
-  if g.wide[m] then return r[o + 2], r[o + 3] end
-  return r[o + 2], 0
-end
-
-local function input(g, x, m) -- member m's input in decoded inputs x (x1, x2)
-  local o = g.ioff[m]
-  if g.k[m] == "mean" then return x[o + 1], x[o + 2] end
-  return x[o + 1], nil
-end
-
-local function accs(g)
-  local a = {}
-  for m = 1, g.m do a[m] = {n = 0, s = 0} end
-  return a
-end
-
-local function parse(g, text)
-  local st = {e = false, r = 0, recs = "", n = 0, acc = accs(g), changed = false}
-  if not text then return st end
-  local h = {sunpack(g.hf, text)}
-  if h[1] == h[1] then st.e = h[1] end
-  st.r = h[2]
-  local p = 3
-  for m = 1, g.m do
-    local k, acc = g.k[m], st.acc[m]
-    if k == "count" then
-      acc.n = h[p]
-      p = p + 1
-    elseif k == "sum" then
-      acc.s = h[p]
-      p = p + 1
-    elseif k == "mean" then
-      acc.s, acc.n = h[p], h[p + 1]
-      p = p + 2
-    elseif k == "min" or k == "max" then
-      if h[p] == h[p] then acc.x = h[p] end
-      p = p + 1
-    end
-  end
-  st.recs = sub(text, g.hs + 1)
-  st.n = #st.recs / g.rs
-  if st.n > st.r and g.newest then -- last / time_since_last: the newest record in the window
-    local r = rec(g, st.recs, st.n - 1)
-    for m = 1, g.m do
-      local k = g.k[m]
-      if k == "last" or k == "time_since_last" then
-        local c1, c2 = cell(g, r, m)
-        fold(k, st.acc[m], c1, c2, 1)
-      end
-    end
-  end
-  return st
-end
-
-local function encode(g, st)
-  local h = {st.e or NAN, st.r}
-  for m = 1, g.m do
-    local k, acc = g.k[m], st.acc[m]
-    if k == "count" then
-      h[#h + 1] = acc.n
-    elseif k == "sum" then
-      h[#h + 1] = acc.s
-    elseif k == "mean" then
-      h[#h + 1] = acc.s
-      h[#h + 1] = acc.n
-    elseif k == "min" or k == "max" then
-      h[#h + 1] = acc.x or NAN
-    end
-  end
-  return spack(g.hf, unpack(h)) .. st.recs
-end
-
--- Rebuild the running aggregates of the members in redo (nil: all) from the window's records.
-local function rebuild(g, st, redo)
-  for m = 1, g.m do
-    if not redo or redo[m] then st.acc[m] = {n = 0, s = 0} end
-  end
-  for j = st.r, st.n - 1 do
-    local r = rec(g, st.recs, j)
-    for m = 1, g.m do
-      if not redo or redo[m] then
-        local c1, c2 = cell(g, r, m)
-        fold(g.k[m], st.acc[m], c1, c2, 1)
-      end
-    end
-  end
-end
-
--- Take the window's records with index <= cut out of the running aggregates (they stay, counted in R).
-local function evict(g, st, cut)
-  if st.e and cut <= st.e then return end
-  st.e = cut
-  local j, ok = st.r, {}
-  for m = 1, g.m do ok[m] = true end
-  while j < st.n do
-    local r = rec(g, st.recs, j)
-    if r[1] > cut then break end
-    for m = 1, g.m do
-      if ok[m] then
-        local c1, c2 = cell(g, r, m)
-        ok[m] = fold(g.k[m], st.acc[m], c1, c2, -1)
-      end
-    end
-    j = j + 1
-  end
-  if j == st.r then return end
-  st.r, st.changed = j, true
-  local redo, any = {}, false
-  for m = 1, g.m do
-    if not ok[m] or j == st.n then -- an empty window is exactly zero
-      redo[m] = true
-      any = true
-    end
-  end
-  if any then rebuild(g, st, redo) end
-end
-
--- Drop the records with index <= cut (retention); they are all older than the window.
-local function purge(g, st, cut)
-  local j = 0
-  while j < st.r and sunpack("<d", st.recs, j * g.rs + 1) <= cut do j = j + 1 end
-  if j == 0 then return end
-  st.recs, st.n, st.r, st.changed = sub(st.recs, j * g.rs + 1), st.n - j, st.r - j, true
-end
-
-local function pack_record(g, i, cells) -- cells: flat, g.cw doubles
-  return spack(g.rf, i, unpack(cells, 1, g.cw))
-end
-
--- The new cells of one bucket: r (a decoded record, nil: new bucket) plus the inputs x at time t.
-local function added(g, r, x, t)
-  local out = {}
-  for m = 1, g.m do
-    local k, o = g.k[m], g.off[m]
-    local c1, c2
-    if r then c1, c2 = cell(g, r, m) end
-    local x1, x2 = input(g, x, m)
-    local a1, a2 = add(k, c1, c2, x1, x2, t)
-    out[o + 1] = a1
-    if g.wide[m] then out[o + 2] = a2 or 0 end
-  end
-  return out
-end
-
--- The general case: decode every record, write the inputs into bucket hi, values as of t, rebuild.
-local function slow(g, st, hi, t, x, keep, vals)
-  local idx, cs = {}, {}
-  for j = 0, st.n - 1 do
-    local r = rec(g, st.recs, j)
-    idx[j + 1] = r[1]
-    local c = {}
-    for q = 1, g.cw do c[q] = r[q + 1] end
-    cs[j + 1] = c
-  end
-  local lo = math.max(hi - g.nb, keep)
-  local function window_value(m)
-    local k, o, acc = g.k[m], g.off[m], {n = 0, s = 0}
-    for j = 1, #idx do
-      if idx[j] <= hi and idx[j] > lo then
-        local c = cs[j]
-        fold(k, acc, c[o + 1], g.wide[m] and c[o + 2] or 0, 1)
-      end
-    end
-    return value(k, acc, t)
-  end
-  for m = 1, g.m do
-    if g.k[m] == "time_since_last" then vals[g.out[m]] = window_value(m) end
-  end
-  local j = 1
-  while j <= #idx and idx[j] < hi do j = j + 1 end
-  if idx[j] == hi then
-    cs[j] = added(g, {hi, unpack(cs[j], 1, g.cw)}, x, t)
-  else
-    table.insert(idx, j, hi)
-    table.insert(cs, j, added(g, nil, x, t))
-  end
-  for m = 1, g.m do
-    if g.k[m] ~= "time_since_last" then vals[g.out[m]] = window_value(m) end
-  end
-  local recs, r = {}, 0
-  for q = 1, #idx do
-    recs[q] = pack_record(g, idx[q], cs[q])
-    if st.e and idx[q] <= st.e then r = q end
-  end
-  st.recs, st.n, st.r, st.changed = concat(recs), #idx, r, true
-  rebuild(g, st, nil)
-end
-
+-- offsets ioff[], header positions hpos[]; rf/rs the record format/size, hf/hs the header's, wf the
+-- whole field's (header, kept records as one string, one record); b/nb the buckets.
+--
 -- Allocation-lean access (in Redis's Lua a table or a string costs microseconds, a number nothing):
 -- cells and header values are read in place with struct.unpack, and per-call scratch tables (g.acc,
--- g.x1, g.x2, g.cells, g.head) are reused by every event of the call.
+-- g.x1, g.x2, g.cells, g.head, g.ok) are reused by every event of the call.
 
 local function scratch(g) -- the group's reusable tables, made on first use in this call
   if not g.acc then
@@ -346,74 +153,53 @@ local function refold(g, s, r, n, m)
   end
 end
 
--- An applied event with inputs (text inp) for group g: its members' values as of t into vals and the
--- group's new field text (false: unchanged). The usual case (the event's bucket is the newest or a
--- newer one) works on the text in place; any other goes through parse/slow/encode.
-local function windowed(g, text, t, inp, newmax, vals)
-  scratch(g)
-  local b, nb, rs, hs, M = g.b, g.nb, g.rs, g.hs, g.m
-  local hi = floor(t / b)
-  local keep = floor((newmax - LATENESS) / b) - nb
-  local e, r, n = false, 0, 0
-  if text then
-    local e0
-    e0, r = sunpack("<dd", text)
-    if e0 == e0 then e = e0 end
-    n = (#text - hs) / rs
+-- Move E up to cut: the records at or below it leave the running aggregates in g.acc (a member whose
+-- extreme left is refolded, and an emptied window is exactly zero). Returns the new E and R.
+local function evict(g, s, e, r, n, cut)
+  if e and cut <= e then return e, r end
+  local j, ok, M = r, g.ok, g.m
+  for m = 1, M do ok[m] = true end
+  while j < n and indexat(g, s, j) <= cut do
+    for m = 1, M do
+      if ok[m] then
+        local c1, c2 = cellat(g, s, j, m)
+        ok[m] = fold(g.k[m], g.acc[m], c1, c2, -1)
+      end
+    end
+    j = j + 1
   end
-  local head = n > r and indexat(g, text, n - 1)
-  if not ((not e or hi - nb >= e) and (not head or hi >= head)) then
-    local x = {sunpack(g.inf, inp)}
-    local st = parse(g, text)
-    slow(g, st, hi, t, x, keep, vals)
-    evict(g, st, keep)
-    purge(g, st, keep)
-    return encode(g, st)
+  if j > r then
+    for m = 1, M do
+      if not ok[m] or j == n then refold(g, s, j, n, m) end
+    end
   end
-  local acc, x1, x2 = g.acc, g.x1, g.x2
-  for m = 1, M do
+  return cut, j
+end
+
+-- The event's inputs (text inp) into g.x1, g.x2.
+local function inputs(g, inp)
+  local x1, x2 = g.x1, g.x2
+  for m = 1, g.m do
     local p = 8 * g.ioff[m] + 1
     if g.k[m] == "mean" then x1[m], x2[m] = sunpack("<dd", inp, p) else x1[m], x2[m] = sunpack("<d", inp, p), nil end
   end
-  if text then load(g, text, r, n) else for m = 1, M do reset(acc[m]) end end
-  -- evict the records leaving the window (index <= hi - nb)
-  local cut = hi - nb
-  if not e or cut > e then
-    e = cut
-    local j, ok = r, g.ok
-    for m = 1, M do ok[m] = true end
-    while j < n and indexat(g, text, j) <= cut do
-      for m = 1, M do
-        if ok[m] then
-          local c1, c2 = cellat(g, text, j, m)
-          ok[m] = fold(g.k[m], acc[m], c1, c2, -1)
-        end
-      end
-      j = j + 1
-    end
-    if j > r then
-      r = j
-      for m = 1, M do
-        if not ok[m] or j == n then refold(g, text, r, n, m) end -- an empty window is exactly zero
-      end
-    end
-  end
-  for m = 1, M do
-    if g.k[m] == "time_since_last" then vals[g.out[m]] = value("time_since_last", acc[m], t) end
-  end
-  -- write the inputs into bucket hi: the newest record, or a new one
-  local replace = n > r and head == hi
-  local cells = g.cells
-  for m = 1, M do
-    local k, o = g.k[m], g.off[m]
+end
+
+-- Write the inputs into bucket hi: the cells of record j of s (false: a new bucket) plus the inputs go
+-- into g.cells. g.acc, which holds the event's window (records in (hi - nb, hi]), takes them too and
+-- gives the event's values (time_since_last: before the write).
+local function put(g, s, j, t, vals)
+  local acc, cells, x1, x2 = g.acc, g.cells, g.x1, g.x2
+  for m = 1, g.m do
+    local k, o, a = g.k[m], g.off[m], acc[m]
     local c1, c2
-    if replace then c1, c2 = cellat(g, text, n - 1, m) end
+    if j then c1, c2 = cellat(g, s, j, m) end
     local a1, a2 = add(k, c1, c2, x1[m], x2[m], t)
     cells[o + 1] = a1
     if g.wide[m] then cells[o + 2] = a2 or 0 end
-    local a = acc[m]
+    if k == "time_since_last" then vals[g.out[m]] = value(k, a, t) end
     if k == "last" or k == "time_since_last" then
-      a.x, a.v = a1, a2 -- the window's newest record is the one that matters
+      a.x, a.v = a1, a2 -- bucket hi is the newest of the event's window
     elseif k == "count" then
       a.n = a.n + 1
     else
@@ -421,17 +207,15 @@ local function windowed(g, text, t, inp, newmax, vals)
     end
     if k ~= "time_since_last" then vals[g.out[m]] = value(k, a, t) end
   end
-  local upto = replace and n - 1 or n
-  if not replace then n = n + 1 end
-  -- retention: drop the leading records at or below keep (all out of the window)
-  local first = 0
-  while first < r and indexat(g, text, first) <= keep do first = first + 1 end
-  r = r - first
+end
+
+-- The header (E, R, the running aggregates in g.acc) into g.head; returns its number of values.
+local function header(g, e, r)
   local h = g.head
-  h[1], h[2] = e, r
+  h[1], h[2] = e or NAN, r
   local q = 2
-  for m = 1, M do
-    local k, a = g.k[m], acc[m]
+  for m = 1, g.m do
+    local k, a = g.k[m], g.acc[m]
     if k == "count" then
       q = q + 1
       h[q] = a.n
@@ -446,9 +230,88 @@ local function windowed(g, text, t, inp, newmax, vals)
       h[q] = a.x or NAN
     end
   end
+  return q
+end
+
+-- The number of leading records of s at or below keep among the first r (retention drops them).
+local function expired(g, s, r, keep)
+  local first = 0
+  while first < r and indexat(g, s, first) <= keep do first = first + 1 end
+  return first
+end
+
+-- An event older than the newest record or than E (an out-of-order arrival), written in place into its
+-- bucket: its values fold the records of its own window, (hi - nb, hi], newest first; the running
+-- aggregates (the records above E) take its inputs when hi > E; then E moves up to keep and retention
+-- drops what is at or below keep, as for an event in order. Costs O(records in its window).
+local function late(g, text, t, hi, keep, e, r, n, vals)
+  local hs, rs, M, acc = g.hs, g.rs, g.m, g.acc
+  local j = n -- the position of bucket hi: the first record with an index >= hi
+  while j > 0 and indexat(g, text, j - 1) >= hi do j = j - 1 end
+  local replace = j < n and indexat(g, text, j) == hi
+  for m = 1, M do reset(acc[m]) end
+  local lo = hi - g.nb
+  for q = replace and j or j - 1, 0, -1 do
+    if indexat(g, text, q) <= lo then break end
+    for m = 1, M do
+      local c1, c2 = cellat(g, text, q, m)
+      fold(g.k[m], acc[m], c1, c2, 1)
+    end
+  end
+  put(g, text, replace and j, t, vals)
+  local s = sub(text, 1, hs + j * rs) .. spack(g.rf, hi, unpack(g.cells, 1, g.cw))
+    .. sub(text, hs + (replace and j + 1 or j) * rs + 1)
+  if not replace then
+    n = n + 1
+    if e and hi <= e then r = r + 1 end
+  end
+  load(g, s, r, n)
+  if not e or hi > e then
+    local x1, x2 = g.x1, g.x2
+    for m = 1, M do
+      local k = g.k[m]
+      if k == "count" then
+        acc[m].n = acc[m].n + 1
+      elseif k ~= "last" and k ~= "time_since_last" then
+        fold(k, acc[m], x1[m], x2[m], 1)
+      end
+    end
+  end
+  e, r = evict(g, s, e, r, n, keep)
+  local first = expired(g, s, r, keep)
+  local q = header(g, e, r - first)
+  return spack(g.hf, unpack(g.head, 1, q)) .. sub(s, hs + first * rs + 1)
+end
+
+-- An applied event with inputs (text inp) for group g: its members' values as of t into vals and the
+-- group's new field text. The usual case (the event's bucket is the newest or a newer one) evicts the
+-- records leaving the window, then writes the newest record; an older bucket goes through late().
+local function windowed(g, text, t, inp, newmax, vals)
+  scratch(g)
+  local nb, rs, hs = g.nb, g.rs, g.hs
+  local hi = floor(t / g.b)
+  local keep = floor((newmax - LATENESS) / g.b) - nb
+  local e, r, n = false, 0, 0
+  if text then
+    local e0
+    e0, r = sunpack("<dd", text)
+    if e0 == e0 then e = e0 end
+    n = (#text - hs) / rs
+  end
+  local head = n > r and indexat(g, text, n - 1)
+  inputs(g, inp)
+  if (e and hi - nb < e) or (head and hi < head) then return late(g, text, t, hi, keep, e, r, n, vals) end
+  if text then load(g, text, r, n) else for m = 1, g.m do reset(g.acc[m]) end end
+  e, r = evict(g, text, e, r, n, hi - nb)
+  local replace = n > r and head == hi
+  put(g, text, replace and n - 1, t, vals)
+  local upto = replace and n - 1 or n
+  local first = expired(g, text, r, keep)
+  local q = header(g, e, r - first)
+  local h = g.head
   h[q + 1] = upto > first and sub(text, hs + first * rs + 1, hs + upto * rs) or ""
   h[q + 2] = hi
-  for c = 1, g.cw do h[q + 2 + c] = cells[c] end
+  for c = 1, g.cw do h[q + 2 + c] = g.cells[c] end
   return spack(g.wf, unpack(h, 1, q + 2 + g.cw)) -- header, kept records, the written record
 end
 

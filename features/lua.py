@@ -156,11 +156,10 @@ def _group_table(g: Group) -> str:
     index = "d" if g.kind == "w" else ""
     rf = "<" + index + "d" * cw
     hf = "<" + "d" * (h - 1)
-    newest = "true" if any(k in ("last", "time_since_last") for k in g.kinds) else "false"
     return (
         f"  {{{base}, off = {_lua_list(off)}, ioff = {_lua_list(ioff)}, wide = {_lua_list(wide)},"
         f' hpos = {_lua_list(hpos)}, cw = {cw}, rf = "{rf}", rs = {8 * len(rf[1:])}, hf = "{hf}",'
-        f' hs = {8 * (h - 1)}, wf = "{hf}c0{rf[1:]}", inf = "<{"d" * iw}", newest = {newest}}},'
+        f' hs = {8 * (h - 1)}, wf = "{hf}c0{rf[1:]}"}},'
     )
 
 
