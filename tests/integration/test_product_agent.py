@@ -31,9 +31,9 @@ import redis
 from features import FeatureStore, RedisOnlineStore
 from streams.product_agent import add_product_agent
 
-bootstrap, redis_url, prefix, orders, app_id, web_port = sys.argv[1:]
+bootstrap, redis_url, prefix, orders, app_id, datadir, web_port = sys.argv[1:]
 app = faust.App(
-    app_id, broker=f"kafka://{bootstrap}", store="memory://", broker_session_timeout=6,
+    app_id, broker=f"kafka://{bootstrap}", store="memory://", datadir=datadir, broker_session_timeout=6,
     broker_heartbeat_interval=2, web_port=int(web_port), web_bind="127.0.0.1", web_host="127.0.0.1",
     topic_partitions=2, producer_acks=-1,
 )
@@ -82,7 +82,17 @@ def test_units_sold_per_product_through_the_repartition(
 
     log = tmp_path / "worker.log"
     app_id = f"products-{key_prefix.rstrip(':')}"
-    argv = [sys.executable, "-c", WORKER, kafka_bootstrap, redis_url, key_prefix, topic, app_id]
+    argv = [
+        sys.executable,
+        "-c",
+        WORKER,
+        kafka_bootstrap,
+        redis_url,
+        key_prefix,
+        topic,
+        app_id,
+        str(tmp_path),
+    ]
     with log.open("wb") as out:
         proc = subprocess.Popen([*argv, str(free_port())], stdout=out, stderr=subprocess.STDOUT)
     store = FeatureStore(backend=RedisOnlineStore(redis_client, key_prefix))
