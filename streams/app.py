@@ -34,7 +34,6 @@ from streams.family_agent import add_family_agents
 from streams.leadership import learner_leadership
 from streams.learner_service import LabelBatchOutcome, LearnerService
 from streams.order_processor import BatchOutcome
-from streams.product_agent import add_product_agent, product_topic
 from streams.rebuild import EpochMarker, restart_replay
 from streams.runtime import Runtime
 from streams.schemas import to_json
@@ -84,8 +83,6 @@ class Hub:
         #: models whose scores also go to the scores topic (``scoring.write_topic``)
         self.score_topic_models = {spec.name for spec in runtime.specs if spec.scoring.write_topic}
         self.last_lag: int | None = None
-        #: where valid orders are forwarded keyed by product id (``OrderProcessor.forward_products``)
-        self.repartition_topic = product_topic(runtime.settings.topic_orders)
         self.monitors: dict[str, Monitor] = {
             spec.name: Monitor(
                 spec.name,
@@ -103,15 +100,15 @@ class Hub:
         )
 
     def topics_wanted(self) -> dict[str, int]:
-        """Every topic the worker reads or writes, product repartition included, with its partitions."""
+        """Every topic the worker reads or writes, with its partitions."""
         s = self.runtime.settings
-        return {t: s.partitions for t in [*self.runtime.topics.values(), self.repartition_topic]}
+        return {t: s.partitions for t in self.runtime.topics.values()}
 
     async def publish(self, messages: Sequence[tuple[str, bytes, bytes | None]]) -> None:
         """Send ``(topic, value, key)`` messages and wait for every ack (before the batch commits).
 
-        A batch's dead letters, derived labels, scores and product forwards go out together and are
-        acknowledged together: one wait for the broker per batch, not one per kind.
+        A batch's dead letters, derived labels and scores go out together and are acknowledged
+        together: one wait for the broker per batch, not one per kind.
         """
         if not messages:
             return
@@ -135,8 +132,8 @@ class Hub:
     def batch_messages(self, outcome: BatchOutcome) -> list[tuple[str, bytes, bytes | None]]:
         """What an order batch publishes, as ``(topic, value, key)``.
 
-        Dead letters, derived labels (keyed by subject), the scores of pipelines with
-        ``scoring.write_topic`` (keyed by subject) and the valid orders keyed by product id.
+        Dead letters, derived labels (keyed by subject) and the scores of pipelines with
+        ``scoring.write_topic`` (keyed by subject).
         """
         topics = self.runtime.topics
         out = self.dead_letter_messages(outcome.dead_letters)
@@ -146,8 +143,6 @@ class Hub:
             for w in scores:
                 value = json.dumps({"subject": w.subject, **w.record}).encode()
                 out.append((topics["scores"], value, w.subject.encode()))
-        repartition = self.repartition_topic
-        out += [(repartition, value, pid.encode()) for pid, value in outcome.by_product]
         return out
 
     async def handle_orders(self, records: Sequence[ConsumerRecord]) -> None:
@@ -323,17 +318,11 @@ def create_app(runtime: Runtime, bootstrap: str) -> tuple[faust.App, Hub]:
         # on-demand scoring starts with the live learner and follows the `production` alias once one exists
         engine.register(slot.name, slot.learner, slot.features, version=slot.learner.version)
     register_views(app, engine)
-    # product-level features: orders repartitioned by product id, applied by their own agent
-    # the orders are forwarded to it from the batch path (Hub.batch_messages), not by a per-event agent
-    add_product_agent(app, runtime.store, s.topic_orders, partitions=s.partitions, explode=False)
-    runtime.processor.forward_products = True
     add_family_agents(app, runtime, bootstrap)  # demand, reco, pricing, ranking pipelines (none: no-op)
 
     def epoch_check_failed(exc: Exception) -> None:
         hub.redis_ok = False
         runtime.metrics.redis_errors_total.labels(op="epoch_check").inc()
-
-    repartition = hub.repartition_topic
 
     async def recreate() -> None:
         await ensure_topics(bootstrap, hub.topics_wanted(), client_kwargs=client_kwargs)
@@ -358,9 +347,7 @@ def create_app(runtime: Runtime, bootstrap: str) -> tuple[faust.App, Hub]:
             guard=EpochMarker(runtime.redis, s.key_prefix, on_error=epoch_check_failed),
             on_rewind=lambda: _rebuilt(runtime),
             # the broker came back empty (embedded Tansu): recreate the topics, new fence epoch, rewind
-            ledger=LogLedger(
-                runtime.redis, s.key_prefix, fence_topics=[repartition], partitions=s.partitions
-            ),
+            ledger=LogLedger(runtime.redis, s.key_prefix, partitions=s.partitions),
             hooks=worker_hooks(hub, runtime.metrics, recreate),
         )
         for slot in runtime.slots:

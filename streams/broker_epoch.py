@@ -21,9 +21,7 @@ hanzo:broker-epoch``; the consumer reads the new topics from the beginning. Even
 so an event that was applied before and is read again is still a duplicate: starting an epoch when in
 doubt never counts an event twice.
 
-Limits: the ``SCAN`` touches every entity hash of the prefix once (a rare, restart-time cost); an agent that
-applies new events of another topic (the product agent's repartition topic) before the epoch starts has
-them refused by the old fences.
+Limits: the ``SCAN`` touches every entity hash of the prefix once (a rare, restart-time cost).
 """
 
 from __future__ import annotations
@@ -153,29 +151,25 @@ class LogLedger:
         A sync redis-py client.
     key_prefix
         Prefix of every Redis key of the deployment.
-    fence_topics
-        Topics whose fences :meth:`new_epoch` always clears besides the recorded ones (e.g. the product
-        agent's repartition topic, which lives on the same broker).
     partitions
-        Partitions per topic assumed for ``fence_topics`` (fields of absent partitions cost nothing).
+        Partitions per topic whose fences :meth:`new_epoch` clears besides the recorded ones (fields of
+        absent partitions cost nothing).
 
     Examples
     --------
-    >>> ledger = LogLedger(redis_client=None, key_prefix="t1:", fence_topics=("r",), partitions=2)
-    >>> ledger.key, ledger.epoch_key, ledger.fence_fields(["orders/0"])
-    ('t1:hanzo:log', 't1:hanzo:broker-epoch', ['@orders/0', '@r/0', '@r/1'])
+    >>> ledger = LogLedger(redis_client=None, key_prefix="t1:", partitions=2)
+    >>> ledger.key, ledger.epoch_key, ledger.fence_fields(["orders/1", "orders/0"])
+    ('t1:hanzo:log', 't1:hanzo:broker-epoch', ['@orders/0', '@orders/1'])
     """
 
     def __init__(
         self,
         redis_client: Any,
         key_prefix: str = "",
-        fence_topics: Iterable[str] = (),
         partitions: int = 4,
     ) -> None:
         self.redis_client = redis_client
         self.key_prefix = key_prefix
-        self.fence_topics = tuple(fence_topics)
         self.partitions = partitions
 
     @property
@@ -208,15 +202,13 @@ class LogLedger:
         return int(value) if value is not None else 0
 
     def fence_fields(self, keys: Iterable[str]) -> list[str]:
-        """The fence fields to clear: the given partitions and every partition of ``fence_topics``."""
-        fields = {f"@{k}" for k in keys}
-        fields |= {f"@{tp_key(t, p)}" for t in self.fence_topics for p in range(self.partitions)}
-        return sorted(fields)
+        """The fence fields of the given ``topic/partition`` keys, sorted, each once."""
+        return sorted({f"@{k}" for k in keys})
 
     def new_epoch(self, topics: Iterable[str], batch: int = 1000) -> tuple[int, int]:
         """Start a new broker epoch: clear the fences of ``topics``' partitions, empty the ledger.
 
-        The fences of every recorded partition of ``topics`` (and of ``fence_topics``) are deleted from
+        The fences of every recorded or assumed partition of ``topics`` are deleted from
         every entity hash under the prefix; dedupe marks stay. Returns ``(epoch, hashes touched)``.
         """
         wanted = set(topics)

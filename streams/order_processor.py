@@ -1,10 +1,11 @@
 """The hot path for orders and customer events: validate, update features, score, write, per batch.
 
-One call handles a whole batch: one feature-store round trip (a Lua script per entity, pipelined), one
-model call per order and pipeline, one :class:`~learners.vectors.VectorStore` write of the scores and the
-scored vectors, and for pipelines with derived labels one deadline-queue call. Nothing here awaits: the
-batch consumer calls it and commits only after it returns. ``hanzo-ml train`` runs this same class over
-an in-memory feature store and vector store.
+One call handles a whole batch: one feature-store call per entity kind the definitions have (``customer``
+first, whose values the models score; then ``product`` and any other: each order updates every product it
+holds; a Lua script per entity, pipelined), one model call per order and pipeline, one
+:class:`~learners.vectors.VectorStore` write of the scores and the scored vectors, and for pipelines with
+derived labels one deadline-queue call. Nothing here awaits: the batch consumer calls it and commits only
+after it returns. ``hanzo-ml train`` runs this same class over an in-memory feature store and vector store.
 
 Two kinds of pipelines are scored on every order:
 
@@ -86,9 +87,6 @@ class BatchOutcome:
     """(model, x, score, seconds) per scored order, for the drift monitor."""
     scores: list[ScoreWrite] = field(default_factory=list)
     """The score records written to Redis (the worker also publishes them to the scores topic)."""
-    by_product: list[tuple[str, bytes]] = field(default_factory=list)
-    """With ``forward_products``: (product id, the order's message) once per distinct product of each
-    valid order, for the product repartition topic (:mod:`streams.product_agent`)."""
 
 
 class OrderProcessor:
@@ -150,9 +148,6 @@ class OrderProcessor:
         #: the orders partitions this processor owns (the worker sets it from the consumer's assignment); a
         #: partition not seen yet holds the watermark back. None (offline replay): the partitions seen.
         self.expected_partitions: Callable[[], set[tuple[str | None, int]]] | None = None
-        #: list each valid order's products in ``BatchOutcome.by_product`` (the worker forwards them to
-        #: the product repartition topic from the batch, instead of a per-event Faust agent)
-        self.forward_products = False
 
     def reset_watermark(self) -> None:
         """Forget the event-time progress (a replay from the oldest events starts it again)."""
@@ -187,8 +182,6 @@ class OrderProcessor:
                 )
                 continue
             parsed.append(EventRecord(event, r.topic, r.partition, r.offset))
-            if self.forward_products and isinstance(event, Order):
-                out.by_product.extend((pid, value) for pid in event.product_ids)
         # A batch holds whole runs of several partitions and topics. Interleave them by event time so one
         # topic's run does not make another's earlier events look late; each partition keeps its offset
         # order (heapq.merge only ever takes the head of each run), as the offset fences require.
@@ -204,10 +197,10 @@ class OrderProcessor:
         out, parsed = self._begin(records)
         if not parsed:
             return out
-        return self._finish(out, parsed, self.store.apply_batch("customer", parsed))
+        return self._finish(out, parsed, self.apply_features(parsed))
 
     async def process_async(self, records: Sequence[ConsumerRecord]) -> BatchOutcome:
-        """:meth:`process`, with the feature store's round trip in a thread.
+        """:meth:`process`, with the feature store's round trips in a thread.
 
         While Redis applies the batch's features, the event loop goes on (label learning, serving), so the
         worker's Python and Redis use both cores. Scoring stays on the loop, where the learners change.
@@ -215,8 +208,21 @@ class OrderProcessor:
         out, parsed = self._begin(records)
         if not parsed:
             return out
-        results = await asyncio.to_thread(self.store.apply_batch, "customer", parsed)
+        results = await asyncio.to_thread(self.apply_features, parsed)
         return self._finish(out, parsed, results)
+
+    def apply_features(self, parsed: Sequence[EventRecord]) -> list[ApplyResult]:
+        """Update every entity's aggregates with the batch; returns the ``customer`` results (scored).
+
+        The other entities (``product``: each order updates every product it holds, a page view its
+        product) share the events' offset fences and event-id marks, so a re-delivered batch changes
+        nothing, whichever worker owned the partition before.
+        """
+        results = self.store.apply_batch("customer", parsed)
+        for entity in self.store.entities:
+            if entity != "customer":
+                self.store.apply_batch(entity, parsed)
+        return results
 
     def _begin(self, records: Sequence[ConsumerRecord]) -> tuple[BatchOutcome, list[EventRecord]]:
         out = BatchOutcome()

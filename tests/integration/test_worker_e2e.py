@@ -22,12 +22,11 @@ import pytest
 import redis
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
-from features import FeatureStore, InMemoryOnlineStore, RedisOnlineStore
+from features import EventRecord, FeatureStore, InMemoryOnlineStore, RedisOnlineStore
 from features.windows import default_bucket_ms
 from registry import Registry
 from streams.embedded import free_port
-from streams.product_agent import product_record
-from streams.schemas import Label, Order, to_json
+from streams.schemas import CustomerEvent, Label, Order
 from streams.simulation import Simulator, SimulatorConfig, produce
 from tests.chaos_support import _read_topic, scrape, worker_env
 
@@ -162,10 +161,10 @@ def test_worker_end_to_end(kafka_bootstrap, redis_url, topic_names, key_prefix, 
                     checked += 1
         assert checked > 100
 
-        # 2b. product features: the batch path forwards each order to the repartition topic keyed by
-        # product, the product agent applies them; they equal the in-memory store fed the same orders
+        # 2b. product features: the batch path applies every order to each product it holds and every
+        # page view to its product; they equal the in-memory store fed the same events
         store = FeatureStore(backend=RedisOnlineStore(client, key_prefix=key_prefix))
-        products, product_names, want = expected_product_features(orders, topic_names["orders"])
+        products, product_names, want = expected_product_features(history)
         wait_for(
             "product features",
             lambda: _close_rows(store.get_features_batch("product", products, features=product_names), want),
@@ -174,6 +173,7 @@ def test_worker_end_to_end(kafka_bootstrap, redis_url, topic_names, key_prefix, 
             log,
         )
         assert sum(row["product_orders_24h"] for row in want) > len(products)
+        assert sum(row["product_views_24h"] for row in want) > 0  # page views reach their product
 
         # 3. the model learned the simulator's signal (progressive AUC, predict-then-learn)
         m = scrape(metrics_port)
@@ -255,7 +255,7 @@ def test_worker_end_to_end(kafka_bootstrap, redis_url, topic_names, key_prefix, 
         after_features = store.get_features_batch(entity="customer", ids=busiest, features=names)
         assert before_features == after_features
         products_after = store.get_features_batch("product", products, features=product_names)
-        assert _close_rows(products_after, want)  # forwarded again, deduped by event id
+        assert _close_rows(products_after, want)  # applied again: fenced or deduped by event id
         assert all(f["orders_lifetime"] > 0 for f in before_features)
         assert scrape(metrics_port)["hanzo_duplicate_events_total"] >= N_ORDERS
     finally:
@@ -268,22 +268,13 @@ def test_worker_end_to_end(kafka_bootstrap, redis_url, topic_names, key_prefix, 
         client.close()
 
 
-def expected_product_features(
-    orders: list[Order], orders_topic: str
-) -> tuple[list[str], list[str], list[dict[str, float | None]]]:
-    """Products, their order-fed feature names and values: the in-memory store applying the orders."""
+def expected_product_features(events: list) -> tuple[list[str], list[str], list[dict[str, float | None]]]:
+    """Products, the product feature names and their values: the in-memory store applying the events."""
     memory = FeatureStore(backend=InMemoryOnlineStore())
-    names = [
-        f.name for f in memory.list_features() if f.entity == "product" and f.name != "product_views_24h"
-    ]
-    records = []
-    for o in orders:
-        for pid in dict.fromkeys(item.product_id for item in o.items):
-            record = product_record(pid.encode(), to_json(o), orders_topic, 0, len(records))
-            assert record is not None
-            records.append(record)
-    memory.apply_batch("product", records)
-    products = sorted({r.event.items[0].product_id for r in records})
+    names = [f.name for f in memory.list_features() if f.entity == "product"]
+    records = [EventRecord(e) for e in events if isinstance(e, Order | CustomerEvent)]
+    results = memory.apply_batch("product", records)
+    products = sorted({r.entity_id for r in results})
     return products, names, memory.get_features_batch("product", products, features=names)
 
 
