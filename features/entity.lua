@@ -101,7 +101,11 @@ end
 local function scratch(g) -- the group's reusable tables, made on first use in this call
   if not g.acc then
     g.acc, g.x1, g.x2, g.cells, g.head, g.ok = {}, {}, {}, {}, {}, {}
-    for m = 1, g.m do g.acc[m] = {n = 0, s = 0} end
+    g.extreme = false -- a min or max member: its window cannot be had by taking records out
+    for m = 1, g.m do
+      g.acc[m] = {n = 0, s = 0}
+      if g.k[m] == "min" or g.k[m] == "max" then g.extreme = true end
+    end
   end
 end
 
@@ -240,27 +244,80 @@ local function expired(g, s, r, keep)
   return first
 end
 
+-- The first position p in [a, b] whose record's index is above x (b: none); records are sorted.
+local function above(g, s, a, b, x)
+  while a < b do
+    local mid = floor((a + b) / 2)
+    if indexat(g, s, mid) > x then b = mid else a = mid + 1 end
+  end
+  return a
+end
+
+-- Positions [a, b) of s into (sign 1) or out of (sign -1) g.acc, for the count, sum and mean members.
+local function shift(g, s, a, b, sign)
+  for q = a, b - 1 do
+    for m = 1, g.m do
+      local k = g.k[m]
+      if k ~= "last" and k ~= "time_since_last" then
+        local c1, c2 = cellat(g, s, q, m)
+        fold(k, g.acc[m], c1, c2, sign)
+      end
+    end
+  end
+end
+
+-- g.acc := the records at positions [w, z) of s (the window of an out-of-order event). A group without
+-- min/max may instead take the running aggregates (records [r, n)) and add or take out the records where
+-- the two ranges differ, when those are fewer: a little late event on a busy entity then costs the few
+-- buckets it is late by, not its whole window. last/time_since_last take the window's newest record.
+local function window_of(g, s, r, n, w, z)
+  local M, acc = g.m, g.acc
+  local lo, hi2 = math.max(w, r), math.min(z, n) -- the positions in both ranges: [lo, hi2)
+  local differ = (n - r) + (z - w) - 2 * math.max(0, hi2 - lo)
+  if g.extreme or differ >= z - w then
+    for m = 1, M do reset(acc[m]) end
+    for q = w, z - 1 do
+      for m = 1, M do
+        local c1, c2 = cellat(g, s, q, m)
+        fold(g.k[m], acc[m], c1, c2, 1)
+      end
+    end
+    return
+  end
+  load(g, s, r, n)
+  if lo < hi2 then
+    shift(g, s, r, lo, -1)
+    shift(g, s, hi2, n, -1)
+    shift(g, s, w, math.min(z, r), 1)
+  else -- no position in both: the running records all out, the window's all in
+    shift(g, s, r, n, -1)
+    shift(g, s, w, z, 1)
+  end
+  for m = 1, M do
+    local k = g.k[m]
+    if k == "last" or k == "time_since_last" then
+      reset(acc[m])
+      if z > w then
+        local c1, c2 = cellat(g, s, z - 1, m)
+        fold(k, acc[m], c1, c2, 1)
+      end
+    end
+  end
+end
+
 -- An event older than the newest record or than E (an out-of-order arrival), written in place into its
--- bucket: its values fold the records of its own window, (hi - nb, hi], newest first; the running
--- aggregates (the records above E) take its inputs when hi > E; then E moves up to keep and retention
--- drops what is at or below keep, as for an event in order. Costs O(records in its window).
+-- bucket: its values come from its own window, (hi - nb, hi] (window_of); the running aggregates (the
+-- records above E) take its inputs when hi > E; then E moves up to keep and retention drops what is at
+-- or below keep, as for an event in order.
 local function late(g, text, t, hi, keep, e, r, n, vals)
   local hs, rs, M, acc = g.hs, g.rs, g.m, g.acc
   local j = n -- the position of bucket hi: the first record with an index >= hi
   while j > 0 and indexat(g, text, j - 1) >= hi do j = j - 1 end
   local replace = j < n and indexat(g, text, j) == hi
-  for m = 1, M do reset(acc[m]) end
-  local lo = hi - g.nb
-  for q = replace and j or j - 1, 0, -1 do
-    if indexat(g, text, q) <= lo then break end
-    for m = 1, M do
-      local c1, c2 = cellat(g, text, q, m)
-      fold(g.k[m], acc[m], c1, c2, 1)
-    end
-  end
+  local z = replace and j + 1 or j
+  window_of(g, text, r, n, above(g, text, 0, z, hi - g.nb), z)
   put(g, text, replace and j, t, vals)
-  local s = sub(text, 1, hs + j * rs) .. spack(g.rf, hi, unpack(g.cells, 1, g.cw))
-    .. sub(text, hs + (replace and j + 1 or j) * rs + 1)
+  local s = sub(text, 1, hs + j * rs) .. spack(g.rf, hi, unpack(g.cells, 1, g.cw)) .. sub(text, hs + z * rs + 1)
   if not replace then
     n = n + 1
     if e and hi <= e then r = r + 1 end

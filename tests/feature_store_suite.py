@@ -48,6 +48,9 @@ AGGS = (
         name="last_24h", entity="customer", source="orders", field="total", aggregation="last", window="24h"
     ),
     Aggregate(name="since_last", entity="customer", source="orders", aggregation="time_since_last"),
+    Aggregate(
+        name="since_last_6h", entity="customer", source="orders", aggregation="time_since_last", window="6h"
+    ),
     Aggregate(name="spend_life", entity="customer", source="orders", field="total", aggregation="sum"),
     Aggregate(
         name="tickets_30d",
@@ -176,7 +179,7 @@ class FeatureStoreSuite:
                     Seen(ev.event_time, ev.total, ev.payment_method, r.index + start)
                 )
                 for name in ORDER_FEATURES:
-                    events = before if name == "since_last" else applied[ev.customer_id]
+                    events = before if BY_NAME[name].aggregation == "time_since_last" else applied[ev.customer_id]
                     want = expected(name, events, ev.event_time)
                     assert r.features[name] == pytest.approx(want), (name, ev.order_id)
         for c in customers:
