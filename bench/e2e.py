@@ -19,7 +19,8 @@ On one embedded Tansu broker and one redis-server, with a prefilled stream (simu
   fresh worker on a fresh broker and samples its memory (``memory_run``: start, after warm-up, end, max and
   a downsampled curve; ``rss_mb_start`` / ``rss_mb_end`` then come from it);
 * ``two_workers_speedup``: two workers in one consumer group on the same prefilled topics, against the one
-  worker (``bench.scaleout``).
+  worker, while both have work (``bench.scaleout``; the ratio to the end of the run, whose tail one worker
+  drains alone, is ``two_workers_speedups_to_the_end``).
 
 Run alone: ``.venv/bin/python -m bench.e2e [--orders N] [--memory-orders N] [--only memory]``; it updates
 only the ``e2e`` section of ``bench/results.json`` (a run without ``--memory-orders`` keeps the last

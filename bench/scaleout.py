@@ -149,12 +149,17 @@ class GroupRun:
     ``orders_per_s`` is timed from the first order any worker processed to the last; ``steady_orders_per_s``
     from the moment every worker had processed orders (the group's last rebalance done) to the last, over
     the orders left at that moment, so the head start of the first worker to join is not counted.
+    ``both_busy_orders_per_s`` ends that window when the first worker has drained its partitions: on a
+    prefilled topic the partitions left are uneven (the first worker to join took a head start on all of
+    them), and after that moment the group is one busy worker and idle ones.
     """
 
     orders: int
     orders_per_s: float
     steady_orders_per_s: float
     orders_before_all_active: float
+    both_busy_orders_per_s: float = float("nan")
+    both_busy_seconds: float = 0.0
     per_worker: list[float] = field(default_factory=list)
     complete: bool = True
     """False when ``stop_after_s`` ended the run first (``orders`` is then what was done)."""
@@ -179,6 +184,7 @@ def measure_group(
     first = all_active = 0.0
     before_all = 0.0
     samples: list[tuple[float, float, float]] = []
+    counts: list[tuple[float, list[float]]] = []  # (time, orders done by each worker), from all_active on
     last_sample = 0.0
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
@@ -193,6 +199,8 @@ def measure_group(
             first = now
         if not all_active and all(p > 0 for p in per):
             all_active, before_all = now, done
+        if all_active:
+            counts.append((now, per))
         if first and now - last_sample >= 1.0:
             last_sample = now
             samples.append((round(now - first, 2), done, round(workers[0].rss_mb(), 1)))
@@ -202,11 +210,14 @@ def measure_group(
         if done >= n_orders or cut:
             end, n_orders = now, n_orders if not cut else int(done)
             steady = (n_orders - before_all) / (end - all_active) if end > all_active else float("nan")
+            busy_rate, busy_s = _both_busy(counts)
             return GroupRun(
                 orders=n_orders,
                 orders_per_s=n_orders / (end - first),
                 steady_orders_per_s=steady,
                 orders_before_all_active=before_all,
+                both_busy_orders_per_s=busy_rate,
+                both_busy_seconds=busy_s,
                 per_worker=per,
                 complete=not cut,
                 rss_samples=samples,
@@ -218,6 +229,23 @@ def measure_group(
         f"by each: {done_by}; logs: {[str(w.log_path) for w in workers]})"
     )
     raise RuntimeError(msg)
+
+
+def _both_busy(counts: Sequence[tuple[float, list[float]]]) -> tuple[float, float]:
+    """Group rate from the first sample to the first one where some worker had done all it ever did."""
+    if len(counts) < 2:
+        return float("nan"), 0.0
+    finals = counts[-1][1]
+    t0, start = counts[0][0], sum(counts[0][1])
+    for t, per in counts[1:]:
+        if any(p >= f for p, f in zip(per, finals, strict=True)) or t == counts[-1][0]:
+            return ((sum(per) - start) / (t - t0), t - t0) if t > t0 else (float("nan"), 0.0)
+    return float("nan"), 0.0
+
+
+def _median(xs: Sequence[float]) -> float:
+    mid = len(xs) // 2
+    return xs[mid] if len(xs) % 2 else (xs[mid - 1] + xs[mid]) / 2
 
 
 def two_workers_speedup(
@@ -233,7 +261,9 @@ def two_workers_speedup(
 
     ``one_worker`` holds one-worker throughputs measured on the same topics in the same run (the first from
     the main measurement); with ``repeats`` > 1 another one-worker run is made between two-worker runs, and
-    the speedup is the median of the paired ratios.
+    the speedup is the median of the paired ratios. The speedup compares the group's rate while both
+    workers have work (``GroupRun.both_busy_orders_per_s``); the ratios to the end of the run
+    (``two_workers_speedups_to_the_end``, the tail drained by one worker) are reported beside it.
     """
     ones = list(one_worker)
     twos: list[GroupRun] = []
@@ -249,11 +279,15 @@ def two_workers_speedup(
             twos.append(measure_group(group, topics["orders"], n_orders, timeout_s=300))
         finally:
             stop_group(group)
-    ratios = sorted(t.steady_orders_per_s / o for t, o in zip(twos, ones, strict=False))
-    median = ratios[len(ratios) // 2] if len(ratios) % 2 else sum(ratios[len(ratios) // 2 - 1 :][:2]) / 2
+    pairs = list(zip(twos, ones, strict=False))
+    ratios = sorted(t.both_busy_orders_per_s / o for t, o in pairs)
+    to_end = sorted(t.steady_orders_per_s / o for t, o in pairs)
     return {
-        "two_workers_speedup": round(median, 3),
-        "two_workers_orders_per_s": [round(t.steady_orders_per_s, 1) for t in twos],
+        "two_workers_speedup": round(_median(ratios), 3),
+        "two_workers_orders_per_s": [round(t.both_busy_orders_per_s, 1) for t in twos],
+        "two_workers_both_busy_seconds": [round(t.both_busy_seconds, 1) for t in twos],
+        "two_workers_speedups_to_the_end": [round(x, 3) for x in to_end],
+        "two_workers_orders_per_s_to_the_end": [round(t.steady_orders_per_s, 1) for t in twos],
         "two_workers_orders_per_s_incl_rebalance": [round(t.orders_per_s, 1) for t in twos],
         "two_workers_orders_split": [[int(p) for p in t.per_worker] for t in twos],
         "two_workers_orders_before_second_joined": [int(t.orders_before_all_active) for t in twos],
