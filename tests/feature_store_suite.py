@@ -179,7 +179,8 @@ class FeatureStoreSuite:
                     Seen(ev.event_time, ev.total, ev.payment_method, r.index + start)
                 )
                 for name in ORDER_FEATURES:
-                    events = before if BY_NAME[name].aggregation == "time_since_last" else applied[ev.customer_id]
+                    scored_before = BY_NAME[name].aggregation == "time_since_last"
+                    events = before if scored_before else applied[ev.customer_id]
                     want = expected(name, events, ev.event_time)
                     assert r.features[name] == pytest.approx(want), (name, ev.order_id)
         for c in customers:
