@@ -18,9 +18,10 @@ On one embedded Tansu broker and one redis-server, with a prefilled stream (simu
   ``orders`` (the prefill plus the freshness orders). ``--memory-orders N`` also streams N orders through a
   fresh worker on a fresh broker and samples its memory (``memory_run``: start, after warm-up, end, max and
   a downsampled curve; ``rss_mb_start`` / ``rss_mb_end`` then come from it);
-* ``two_workers_speedup``: two workers in one consumer group on the same prefilled topics, against the one
-  worker, while both have work (``bench.scaleout``; the ratio to the end of the run, whose tail one worker
-  drains alone, is ``two_workers_speedups_to_the_end``).
+* ``two_workers_speedup``: two workers in one consumer group against one worker, each group on its own
+  topics, joined before the same events are produced (``bench.scaleout.joined_group_run``): on a
+  prefilled topic the first worker up takes a head start on every partition and the run ends with one
+  worker draining an uneven rest alone.
 
 Run alone: ``.venv/bin/python -m bench.e2e [--orders N] [--memory-orders N] [--only memory]``; it updates
 only the ``e2e`` section of ``bench/results.json`` (a run without ``--memory-orders`` keeps the last
@@ -431,16 +432,10 @@ def _main_run(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
         rss_end = group[0].rss_mb()
         stop_group(group)
         group = []
-        console.print("two workers in one group on the same topics ...")
+        console.print("one worker, then two in one group, each joined before its orders are produced ...")
         try:
             scale = two_workers_speedup(
-                bootstrap,
-                redis_url,
-                TOPICS,
-                n_orders,
-                workdir,
-                [one.orders_per_s],
-                repeats=args.scaleout_repeats,
+                bootstrap, redis_url, events, n_orders, workdir, repeats=args.scaleout_repeats
             )
         except RuntimeError as exc:  # a group that never finishes must not lose the other figures
             scale = {"two_workers_speedup": None, "two_workers_error": str(exc)[:2000]}

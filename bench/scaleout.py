@@ -2,8 +2,9 @@
 
 :class:`BenchWorker` runs the real worker (``python -m streams.cli worker``) as a child process in its own
 folder, with its own ports, and reads its ``/metrics`` and resident memory. :func:`measure_group` times a
-group of workers draining a prefilled orders topic; :func:`two_workers_speedup` compares two workers in one
-consumer group with the one-worker figure measured on the same topics in the same run.
+group of workers draining an orders topic; :func:`joined_group_run` lets a group join on fresh topics
+before it produces the events; :func:`two_workers_speedup` compares two workers in one consumer group with
+one worker, both measured that way in the same run.
 
 Each group gets its own Redis key prefix, consumer group and registry folder, so it starts from nothing:
 no dedupe marks, no snapshot, offsets from the beginning. Only the holder of the learner lease reads the
@@ -13,18 +14,32 @@ not scale out: that is part of what the figure measures.
 
 from __future__ import annotations
 
+import asyncio
+import re
 import signal
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from streams.embedded import free_port
+from streams.simulation import produce
+from streams.simulation.producer import Event
+from streams.topics import ensure_topics
 from tests.chaos_support import scrape, worker_env
 
-__all__ = ["BenchWorker", "GroupRun", "measure_group", "start_group", "stop_group", "two_workers_speedup"]
+__all__ = [
+    "BenchWorker",
+    "GroupRun",
+    "joined_group_run",
+    "measure_group",
+    "start_group",
+    "stop_group",
+    "two_workers_speedup",
+]
 
 
 class BenchWorker:
@@ -243,6 +258,55 @@ def _both_busy(counts: Sequence[tuple[float, list[float]]]) -> tuple[float, floa
     return float("nan"), 0.0
 
 
+def _assigned_orders(worker: BenchWorker, orders_topic: str) -> int:
+    """Orders partitions in the worker's last assignment (its log's last ``partitions assigned`` line)."""
+    found = re.findall(r"partitions assigned: \[(.*)\]", worker.log_tail(200_000))
+    return found[-1].count(f"'{orders_topic}/") if found else 0
+
+
+def joined_group_run(
+    n: int,
+    bootstrap: str,
+    redis_url: str,
+    events: Sequence[Event],
+    n_orders: int,
+    workdir: Path,
+    name: str,
+    partitions: int = 4,
+    join_timeout_s: float = 120.0,
+) -> GroupRun:
+    """``n`` workers join one group on fresh topics named after ``name``; then the events are produced.
+
+    Every worker holds orders partitions before the first order exists, so no worker gets a head start and
+    the partitions carry even work; the producer runs beside the group (as in production).
+    """
+    topics = {t: f"{t}-{name}" for t in ("orders", "events", "labels", "scores", "dead-letters")}
+    asyncio.run(ensure_topics(bootstrap, dict.fromkeys(topics.values(), partitions)))
+    group = start_group(n, bootstrap, redis_url, topics, f"{name}:", workdir / name)
+    try:
+        deadline = time.monotonic() + join_timeout_s
+        while True:
+            held = [_assigned_orders(w, topics["orders"]) for w in group]
+            if all(h > 0 for h in held) and sum(held) == partitions:
+                break
+            dead = [w for w in group if not w.alive]
+            if dead or time.monotonic() > deadline:
+                logs = [str(w.log_path) for w in dead or group]
+                msg = f"{name}: the group did not settle (orders partitions held: {held}); logs: {logs}"
+                raise RuntimeError(msg)
+            time.sleep(0.2)
+        kinds = {"order": topics["orders"], "customer_event": topics["events"], "label": topics["labels"]}
+        producer = threading.Thread(
+            target=lambda: asyncio.run(produce(events, bootstrap, kinds, partitions=partitions)), daemon=True
+        )
+        producer.start()
+        run = measure_group(group, topics["orders"], n_orders, timeout_s=300)
+        producer.join(60)
+        return run
+    finally:
+        stop_group(group)
+
+
 def _median(xs: Sequence[float]) -> float:
     mid = len(xs) // 2
     return xs[mid] if len(xs) % 2 else (xs[mid - 1] + xs[mid]) / 2
@@ -251,46 +315,26 @@ def _median(xs: Sequence[float]) -> float:
 def two_workers_speedup(
     bootstrap: str,
     redis_url: str,
-    topics: Mapping[str, str],
+    events: Sequence[Event],
     n_orders: int,
     workdir: Path,
-    one_worker: Sequence[float],
     repeats: int = 1,
 ) -> dict[str, object]:
-    """Two workers in one group on the prefilled topics, ``repeats`` times, against one-worker figures.
+    """One worker, then two in one group, ``repeats`` times, each on its own topics (``joined_group_run``).
 
-    ``one_worker`` holds one-worker throughputs measured on the same topics in the same run (the first from
-    the main measurement); with ``repeats`` > 1 another one-worker run is made between two-worker runs, and
-    the speedup is the median of the paired ratios. The speedup compares the group's rate while both
-    workers have work (``GroupRun.both_busy_orders_per_s``); the ratios to the end of the run
-    (``two_workers_speedups_to_the_end``, the tail drained by one worker) are reported beside it.
+    The speedup is the median of the paired ratios of orders/s, first order to last.
     """
-    ones = list(one_worker)
+    ones: list[GroupRun] = []
     twos: list[GroupRun] = []
     for r in range(repeats):
-        if r >= len(ones):
-            group = start_group(1, bootstrap, redis_url, topics, f"one{r}:", workdir / f"one-{r}")
-            try:
-                ones.append(measure_group(group, topics["orders"], n_orders).orders_per_s)
-            finally:
-                stop_group(group)
-        group = start_group(2, bootstrap, redis_url, topics, f"two{r}:", workdir / f"two-{r}")
-        try:
-            twos.append(measure_group(group, topics["orders"], n_orders, timeout_s=300))
-        finally:
-            stop_group(group)
-    pairs = list(zip(twos, ones, strict=False))
-    ratios = sorted(t.both_busy_orders_per_s / o for t, o in pairs)
-    to_end = sorted(t.steady_orders_per_s / o for t, o in pairs)
+        ones.append(joined_group_run(1, bootstrap, redis_url, events, n_orders, workdir, f"one{r}"))
+        twos.append(joined_group_run(2, bootstrap, redis_url, events, n_orders, workdir, f"two{r}"))
+    ratios = sorted(t.orders_per_s / o.orders_per_s for t, o in zip(twos, ones, strict=True))
     return {
         "two_workers_speedup": round(_median(ratios), 3),
-        "two_workers_orders_per_s": [round(t.both_busy_orders_per_s, 1) for t in twos],
-        "two_workers_both_busy_seconds": [round(t.both_busy_seconds, 1) for t in twos],
-        "two_workers_speedups_to_the_end": [round(x, 3) for x in to_end],
-        "two_workers_orders_per_s_to_the_end": [round(t.steady_orders_per_s, 1) for t in twos],
-        "two_workers_orders_per_s_incl_rebalance": [round(t.orders_per_s, 1) for t in twos],
-        "two_workers_orders_split": [[int(p) for p in t.per_worker] for t in twos],
-        "two_workers_orders_before_second_joined": [int(t.orders_before_all_active) for t in twos],
-        "one_worker_orders_per_s_paired": [round(o, 1) for o in ones[: len(twos)]],
         "two_workers_speedups": [round(x, 3) for x in ratios],
+        "two_workers_orders_per_s": [round(t.orders_per_s, 1) for t in twos],
+        "one_worker_orders_per_s_paired": [round(o.orders_per_s, 1) for o in ones],
+        "two_workers_orders_split": [[int(p) for p in t.per_worker] for t in twos],
+        "two_workers_orders_per_s_both_busy": [round(t.both_busy_orders_per_s, 1) for t in twos],
     }
