@@ -511,7 +511,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         "--memory-max-seconds", type=float, default=None, help="end the memory run after this long"
     )
     p.add_argument(
-        "--scaleout-repeats", type=int, default=1, help="two-worker runs (one-worker runs between)"
+        "--scaleout-repeats", type=int, default=3, help="one-then-two-worker pairs (median ratio reported)"
     )
     p.add_argument("--only", choices=("memory",), default=None, help="only the memory run")
     args = p.parse_args(argv)
