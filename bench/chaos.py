@@ -13,8 +13,9 @@ start-up). Once the stream is drained:
 
 * ``lost``: orders missing from the customers' lifetime order counts, plus orders without a score key,
   plus labels not learned; ``double_counted``: orders counted more than once in the lifetime counts.
-  Every customer aggregate (``get_features_batch`` on every customer) is compared with an independent
-  recomputation from the produced events (``feature_mismatches``; counts exactly, sums to float rounding);
+  Every customer, product and category aggregate (``get_features_batch`` on every one) is compared with an
+  independent recomputation from the produced events (``feature_mismatches``; counts exactly, sums to
+  float rounding);
 * ``labels_learned_twice``: the running worker's ``/health`` ``models.fraud_detection.examples`` (the
   learner restored from the latest snapshot, plus what it learned since) minus the distinct labels;
 * ``dead_letters_by_reason``: distinct dead letters (by origin topic/partition/offset) per reason, to
@@ -172,6 +173,7 @@ def run(args: argparse.Namespace, workdir: Path, bootstrap: str, redis_url: str)
         "lost_orders_in_features": features.lost_orders,
         "orders_without_score": len(missing),
         "customers_checked": features.customers,
+        "entities_checked": features.entities,
         "feature_values_checked": features.values_checked,
         "feature_mismatches": len(features.mismatches),
         "feature_mismatch_examples": [list(m) for m in features.mismatches[:5]],
@@ -254,7 +256,7 @@ def _print(section: dict[str, Any]) -> None:
         table.add_row(name, f"[red]{cell}[/red]" if want != "-" and got != want else cell, _s(want))
     console.print(table)
     for m in section["feature_mismatch_examples"]:
-        console.print(f"[red]mismatch[/red] customer {m[0]} {m[1]}: expected {m[2]}, Redis {m[3]}")
+        console.print(f"[red]mismatch[/red] {m[0]} {m[1]}: expected {m[2]}, Redis {m[3]}")
 
 
 def _s(v: Any) -> str:

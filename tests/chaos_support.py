@@ -5,9 +5,9 @@ stream at a steady rate with malformed messages mixed in, kill the worker with S
 and restart it (same consumer group, same registry folder), and then check the outcome against an
 independent recomputation from the produced events:
 
-- every customer aggregate in Redis equals :func:`recompute_customer_features` (counts and distinct
-  counts exactly, sums and means to float rounding); a missing or extra order shows up in the lifetime
-  order count (:func:`compare_features`);
+- every customer, product and category aggregate in Redis equals :func:`recompute_features` (counts and
+  distinct counts exactly, sums and means to float rounding); a missing or extra order shows up in the
+  lifetime order count (:func:`compare_features`);
 - every order has a score key (:func:`missing_scores`);
 - every label was learned exactly once: the running worker's ``/health`` ``models.*.examples`` equals the
   number of distinct labels (the learner restored from the latest snapshot counts what it learned before);
@@ -476,22 +476,51 @@ def _matches(a: Aggregate, event: Event) -> bool:
     return True
 
 
+#: The entities the recomputation knows, and the item field holding each item-keyed one's key.
+ENTITIES = ("customer", "product", "category")
+_ITEM_KEY = {"product": "product_id", "category": "category"}
+_ITEM_VALUE = {
+    "items.quantity": lambda i: float(i.quantity),
+    "items.unit_price": lambda i: float(i.unit_price),
+    "items.revenue": lambda i: i.quantity * i.unit_price,
+}
+
+
 def supported(a: Aggregate) -> bool:
-    """Whether :func:`recompute_customer_features` recomputes ``a`` (item fields are not recomputed)."""
-    return a.entity == "customer" and (a.field is None or not a.field.startswith("items."))
+    """Whether :func:`recompute_features` recomputes ``a``.
+
+    Customer aggregates of item fields are not recomputed; product and category ones are (an order gives
+    each product or category the lines that carry it).
+    """
+    item_field = a.field is not None and a.field.startswith("items.")
+    if a.entity == "customer":
+        return not item_field
+    return a.entity in _ITEM_KEY and (not item_field or a.field in _ITEM_VALUE)
 
 
-def recompute_customer_features(
-    events: Iterable[Event], definitions: Sequence[Aggregate]
+def _keys(entity: str, event: Order | CustomerEvent) -> list[str]:
+    """The ids of ``entity`` an event updates: its customer, the products (categories) of an order's
+    lines, a customer event's product."""
+    if entity == "customer":
+        return [event.customer_id]
+    if isinstance(event, Order):
+        return list(dict.fromkeys(str(getattr(i, _ITEM_KEY[entity])) for i in event.items))
+    product = getattr(event, "product_id", None)
+    return [product] if entity == "product" and product else []
+
+
+def recompute_features(
+    events: Iterable[Event], definitions: Sequence[Aggregate], entity: str = "customer"
 ) -> dict[str, dict[str, float | None]]:
-    """Every customer's aggregates as of its largest event time, computed from the events alone."""
-    by_customer: dict[str, list[Order | CustomerEvent]] = defaultdict(list)
+    """Every ``entity``'s aggregates as of its largest event time, computed from the events alone."""
+    by_key: dict[str, list[Order | CustomerEvent]] = defaultdict(list)
     for e in events:
         if isinstance(e, Order | CustomerEvent):
-            by_customer[e.customer_id].append(e)
-    aggs = [a for a in definitions if supported(a)]
+            for key in _keys(entity, e):
+                by_key[key].append(e)
+    aggs = [a for a in definitions if a.entity == entity and supported(a)]
     out: dict[str, dict[str, float | None]] = {}
-    for cid, evs in by_customer.items():
+    for key, evs in by_key.items():
         t = max(e.event_time for e in evs)
         row: dict[str, float | None] = {}
         for a in aggs:
@@ -501,12 +530,19 @@ def recompute_customer_features(
                 chosen = [e for e in evs if e.event_time // b > lo and _matches(a, e)]
             else:
                 chosen = [e for e in evs if _matches(a, e)]
-            row[a.name] = _aggregate(a, chosen, t)
-        out[cid] = row
+            row[a.name] = _aggregate(a, chosen, t, key if entity in _ITEM_KEY else None)
+        out[key] = row
     return out
 
 
-def _aggregate(a: Aggregate, chosen: Sequence[Event], t: int) -> float | None:
+def _item_values(a: Aggregate, event: Event, entity: str, key: str) -> list[float]:
+    """The values an order gives the item-keyed entity ``key``: one per line carrying it."""
+    assert isinstance(event, Order) and a.field is not None
+    lines = [i for i in event.items if str(getattr(i, _ITEM_KEY[entity])) == key]
+    return [_ITEM_VALUE[a.field](i) for i in lines]
+
+
+def _aggregate(a: Aggregate, chosen: Sequence[Event], t: int, key: str | None = None) -> float | None:
     kind = a.aggregation
     if kind == "count":
         return float(len(chosen))
@@ -514,8 +550,15 @@ def _aggregate(a: Aggregate, chosen: Sequence[Event], t: int) -> float | None:
         if not chosen:
             return a.default
         return max(0.0, (t - max(e.event_time for e in chosen)) / 1000)
-    values = [_field_value(e, a.field or "") for e in chosen]
-    values = [v for v in values if v is not None]
+    if key is not None and a.field is not None and a.field.startswith("items."):
+        lines = [(e.event_time, _item_values(a, e, a.entity, key)) for e in chosen]
+        if kind == "last":  # the last line of the latest order
+            latest = [(when, v[-1]) for when, v in lines if v]
+            return float(max(latest)[1]) if latest else a.default
+        values = [x for _, v in lines for x in v]
+    else:
+        values = [_field_value(e, a.field or "") for e in chosen]
+        values = [v for v in values if v is not None]
     if kind == "distinct_count":
         return float(len(set(map(str, values))))
     if not values:
@@ -539,6 +582,8 @@ class FeatureReport:
     """Redis against the recomputation: what differs, and the order counts lost or counted twice."""
 
     customers: int = 0
+    entities: dict[str, int] = field(default_factory=dict)
+    """Ids compared per entity."""
     values_checked: int = 0
     mismatches: list[tuple[str, str, float | None, float | None]] = field(default_factory=list)
     lost_orders: int = 0
@@ -564,37 +609,52 @@ def feature_store(client: redis.Redis, key_prefix: str) -> FeatureStore:
 
 
 def compare_features(
-    client: redis.Redis, key_prefix: str, events: Iterable[Event], chunk: int = 500
+    client: redis.Redis,
+    key_prefix: str,
+    events: Iterable[Event],
+    chunk: int = 500,
+    entities: Sequence[str] = ENTITIES,
 ) -> FeatureReport:
-    """Read every customer's features with ``get_features_batch`` and compare with the recomputation."""
+    """Read every entity's features with ``get_features_batch`` and compare with the recomputation.
+
+    Customers, and the products and categories of the orders (each updated from every partition, by
+    whichever worker holds it). Lost and double-counted orders come from the customers' lifetime count.
+    """
     definitions = load_definitions()
-    expected = recompute_customer_features(events, definitions)
-    names = [a.name for a in definitions if supported(a)]
-    lifetime_counts = [
-        a.name
-        for a in definitions
-        if supported(a)
-        and a.source == "orders"
-        and a.aggregation == "count"
-        and not a.window_ms
-        and not a.where
-    ]
+    events = list(events)
     store = feature_store(client, key_prefix)
-    report = FeatureReport(customers=len(expected), features=tuple(names))
-    ids = sorted(expected)
-    for i in range(0, len(ids), chunk):
-        part = ids[i : i + chunk]
-        rows = store.get_features_batch(entity="customer", ids=part, features=names)
-        for cid, row in zip(part, rows, strict=True):
-            want = expected[cid]
-            for name in names:
-                report.values_checked += 1
-                if not _same(want[name], row.get(name)):
-                    report.mismatches.append((cid, name, want[name], row.get(name)))
-            for name in lifetime_counts[:1]:
-                diff = int(round((row.get(name) or 0.0) - (want[name] or 0.0)))
-                report.lost_orders += max(0, -diff)
-                report.double_counted_orders += max(0, diff)
+    report = FeatureReport()
+    for entity in entities:
+        expected = recompute_features(events, definitions, entity)
+        names = [a.name for a in definitions if a.entity == entity and supported(a)]
+        lifetime_counts = [
+            a.name
+            for a in definitions
+            if entity == "customer"
+            and a.entity == entity
+            and supported(a)
+            and a.source == "orders"
+            and a.aggregation == "count"
+            and not a.window_ms
+            and not a.where
+        ]
+        if entity == "customer":
+            report.customers, report.features = len(expected), tuple(names)
+        report.entities[entity] = len(expected)
+        ids = sorted(expected)
+        for i in range(0, len(ids), chunk):
+            part = ids[i : i + chunk]
+            rows = store.get_features_batch(entity=entity, ids=part, features=names)
+            for key, row in zip(part, rows, strict=True):
+                want = expected[key]
+                for name in names:
+                    report.values_checked += 1
+                    if not _same(want[name], row.get(name)):
+                        report.mismatches.append((f"{entity}:{key}", name, want[name], row.get(name)))
+                for name in lifetime_counts[:1]:
+                    diff = int(round((row.get(name) or 0.0) - (want[name] or 0.0)))
+                    report.lost_orders += max(0, -diff)
+                    report.double_counted_orders += max(0, diff)
     return report
 
 

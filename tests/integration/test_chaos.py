@@ -92,6 +92,7 @@ def test_kill9_loses_nothing_and_counts_nothing_twice(
         assert missing_scores(client, key_prefix, order_ids) == []
         report = compare_features(client, key_prefix, events)
         assert report.customers > 300 and report.values_checked > 300 * 15
+        assert report.entities["product"] > 10 and report.entities["category"] > 3  # fed from every partition
         assert report.lost_orders == 0 and report.double_counted_orders == 0
         assert report.mismatches == []
         assert worker.examples() == len(labels)

@@ -6,10 +6,10 @@ flows a third worker joins, and once it holds orders partitions the first is sto
 third part goes to the remaining two. After the stream is drained:
 
 * every order has exactly one score record (its key exists, and there are no more score keys than orders);
-* every customer's features equal the independent recomputation from the produced events
-  (:func:`tests.chaos_support.compare_features`): no order lost or counted twice, and no entity's windows
-  split between workers (an event applied out of order by a second owner would show as a late event and a
-  wrong window);
+* every customer's, product's and category's features equal the independent recomputation from the
+  produced events (:func:`tests.chaos_support.compare_features`): no order lost or counted twice, and no
+  entity's windows split between workers (an event applied out of order by a second owner would show as a
+  late event and a wrong window);
 * one writer per model: the first worker takes the learner lease (:mod:`streams.leadership`) and is the only
   one that learns while it holds it; SIGTERM makes it snapshot and release the lease, and one of the two
   others takes over from that snapshot, so the workers' ``hanzo_labels_learned_total`` add up to exactly the
@@ -140,6 +140,7 @@ def test_workers_join_and_leave_mid_stream(kafka_bootstrap, redis_url, topic_nam
         assert count_scores(client, key_prefix) == N_ORDERS
         report = compare_features(client, key_prefix, events)
         assert report.customers > 250 and report.values_checked > 250 * 15
+        assert report.entities["product"] > 10 and report.entities["category"] > 3  # fed from every partition
         assert report.lost_orders == 0 and report.double_counted_orders == 0
         assert report.mismatches == []
         # the first learned up to its final snapshot; the next holder from there: each label once in all
