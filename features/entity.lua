@@ -311,8 +311,7 @@ end
 -- or below keep, as for an event in order.
 local function late(g, text, t, hi, keep, e, r, n, vals)
   local hs, rs, M, acc = g.hs, g.rs, g.m, g.acc
-  local j = n -- the position of bucket hi: the first record with an index >= hi
-  while j > 0 and indexat(g, text, j - 1) >= hi do j = j - 1 end
+  local j = above(g, text, 0, n, hi - 1) -- the position of bucket hi: the first index >= hi (integers)
   local replace = j < n and indexat(g, text, j) == hi
   local z = replace and j + 1 or j
   window_of(g, text, r, n, above(g, text, 0, z, hi - g.nb), z)
