@@ -535,10 +535,10 @@ def recompute_features(
     return out
 
 
-def _item_values(a: Aggregate, event: Event, entity: str, key: str) -> list[float]:
-    """The values an order gives the item-keyed entity ``key``: one per line carrying it."""
+def _item_values(a: Aggregate, event: Event, key: str) -> list[float]:
+    """The values an order gives the item-keyed entity ``key`` of ``a``: one per line carrying it."""
     assert isinstance(event, Order) and a.field is not None
-    lines = [i for i in event.items if str(getattr(i, _ITEM_KEY[entity])) == key]
+    lines = [i for i in event.items if str(getattr(i, _ITEM_KEY[a.entity])) == key]
     return [_ITEM_VALUE[a.field](i) for i in lines]
 
 
@@ -551,7 +551,7 @@ def _aggregate(a: Aggregate, chosen: Sequence[Event], t: int, key: str | None = 
             return a.default
         return max(0.0, (t - max(e.event_time for e in chosen)) / 1000)
     if key is not None and a.field is not None and a.field.startswith("items."):
-        lines = [(e.event_time, _item_values(a, e, a.entity, key)) for e in chosen]
+        lines = [(e.event_time, _item_values(a, e, key)) for e in chosen]
         if kind == "last":  # the last line of the latest order
             latest = [(when, v[-1]) for when, v in lines if v]
             return float(max(latest)[1]) if latest else a.default
@@ -581,15 +581,17 @@ def _aggregate(a: Aggregate, chosen: Sequence[Event], t: int, key: str | None = 
 class FeatureReport:
     """Redis against the recomputation: what differs, and the order counts lost or counted twice."""
 
-    customers: int = 0
     entities: dict[str, int] = field(default_factory=dict)
     """Ids compared per entity."""
     values_checked: int = 0
     mismatches: list[tuple[str, str, float | None, float | None]] = field(default_factory=list)
     lost_orders: int = 0
     double_counted_orders: int = 0
-    missing_customers: int = 0
-    features: tuple[str, ...] = ()
+
+    @property
+    def customers(self) -> int:
+        """Customers compared."""
+        return self.entities.get("customer", 0)
 
 
 def _same(expected: float | None, actual: float | None) -> bool:
@@ -638,8 +640,6 @@ def compare_features(
             and not a.window_ms
             and not a.where
         ]
-        if entity == "customer":
-            report.customers, report.features = len(expected), tuple(names)
         report.entities[entity] = len(expected)
         ids = sorted(expected)
         for i in range(0, len(ids), chunk):
