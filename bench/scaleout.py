@@ -161,18 +161,13 @@ def stop_group(workers: Sequence[BenchWorker]) -> None:
 class GroupRun:
     """A group draining ``orders`` prefilled orders.
 
-    ``orders_per_s`` is timed from the first order any worker processed to the last; ``steady_orders_per_s``
-    from the moment every worker had processed orders (the group's last rebalance done) to the last, over
-    the orders left at that moment, so the head start of the first worker to join is not counted.
-    ``both_busy_orders_per_s`` ends that window when the first worker has drained its partitions: on a
-    prefilled topic the partitions left are uneven (the first worker to join took a head start on all of
-    them), and after that moment the group is one busy worker and idle ones.
+    ``orders_per_s`` is timed from the first order any worker processed to the last.
+    ``both_busy_orders_per_s`` is timed from the moment every worker had processed orders to the moment
+    the first of them had done all it would: after that the group is one busy worker and idle ones.
     """
 
     orders: int
     orders_per_s: float
-    steady_orders_per_s: float
-    orders_before_all_active: float
     both_busy_orders_per_s: float = float("nan")
     both_busy_seconds: float = 0.0
     per_worker: list[float] = field(default_factory=list)
@@ -197,7 +192,6 @@ def measure_group(
     what was done (``complete=False``).
     """
     first = all_active = 0.0
-    before_all = 0.0
     samples: list[tuple[float, float, float]] = []
     counts: list[tuple[float, list[float]]] = []  # (time, orders done by each worker), from all_active on
     last_sample = 0.0
@@ -213,7 +207,7 @@ def measure_group(
         if done > 0 and not first:
             first = now
         if not all_active and all(p > 0 for p in per):
-            all_active, before_all = now, done
+            all_active = now
         if all_active:
             counts.append((now, per))
         if first and now - last_sample >= 1.0:
@@ -224,13 +218,10 @@ def measure_group(
         cut = stop_after_s is not None and first > 0 and now - first >= stop_after_s and done < n_orders
         if done >= n_orders or cut:
             end, n_orders = now, n_orders if not cut else int(done)
-            steady = (n_orders - before_all) / (end - all_active) if end > all_active else float("nan")
             busy_rate, busy_s = _both_busy(counts)
             return GroupRun(
                 orders=n_orders,
                 orders_per_s=n_orders / (end - first),
-                steady_orders_per_s=steady,
-                orders_before_all_active=before_all,
                 both_busy_orders_per_s=busy_rate,
                 both_busy_seconds=busy_s,
                 per_worker=per,
