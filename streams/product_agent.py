@@ -15,6 +15,9 @@ The orders topic is keyed by customer, so one worker sees a product's sales spre
 
 Re-delivery is harmless: the offset fence and the event-id mark (per product) make a second application a
 no-op. ``product_views_24h`` (page views from the events topic) is not fed here.
+
+The hanzo-ml worker does not use these agents: its order batch updates every product of its orders itself
+(:meth:`streams.order_processor.OrderProcessor.apply_features`). They are for Faust apps of your own.
 """
 
 from __future__ import annotations
@@ -30,11 +33,6 @@ from features import EventRecord, FeatureStore
 from streams.schemas import Order, parse_event
 
 logger = logging.getLogger(__name__)
-
-
-def product_topic(orders_topic: str) -> str:
-    """The repartition topic of ``orders_topic``: its orders keyed by product id."""
-    return f"{orders_topic}-by-product-repartition"
 
 
 def product_ids(value: bytes) -> list[str]:
@@ -80,7 +78,6 @@ def add_product_agent(
     partitions: int | None = None,
     batch_size: int = 500,
     within_s: float = 0.5,
-    explode: bool = True,
 ) -> tuple[Any, Any]:
     """Add the explode and product-feature agents to ``app``; returns them ``(explode, apply)``.
 
@@ -98,16 +95,12 @@ def add_product_agent(
         Partitions of the repartition topic (default: the app's ``topic_partitions``).
     batch_size, within_s
         Batches of at most ``batch_size`` messages, waiting at most ``within_s`` seconds for one.
-    explode
-        Add the explode agent. The worker passes ``False``: its batch path forwards the orders it has
-        parsed anyway (``OrderProcessor.forward_products``), so no order pays Faust's per-event cost
-        twice; the returned explode agent is then ``None``.
     """
     if "product" not in store.entities:
         msg = "add_product_agent: the feature definitions have no 'product' aggregate; define one first"
         raise ValidationError(msg)
     by_product = app.topic(
-        repartition_topic or product_topic(orders_topic),
+        repartition_topic or f"{orders_topic}-by-product-repartition",
         key_serializer="raw",
         value_serializer="raw",
         partitions=partitions or app.conf.topic_partitions,
@@ -132,9 +125,7 @@ def add_product_agent(
                 results = await asyncio.to_thread(store.apply_batch, "product", records)
                 logger.debug("product features: %d messages, %d results", len(records), len(results))
 
-    explode_agent = None
-    if explode:
-        source = app.topic(orders_topic, key_serializer="raw", value_serializer="raw")
-        explode_agent = app.agent(source, name=f"{orders_topic}-explode-products")(explode_orders)
+    source = app.topic(orders_topic, key_serializer="raw", value_serializer="raw")
+    explode_agent = app.agent(source, name=f"{orders_topic}-explode-products")(explode_orders)
     apply_agent = app.agent(by_product, name=f"{orders_topic}-product-features")(apply)
     return explode_agent, apply_agent
