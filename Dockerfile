@@ -3,6 +3,9 @@
 FROM python:3.11-slim
 WORKDIR /app
 COPY pyproject.toml README.md ./
+# hanzo/ml holds the package's __init__ and symlinks to the folders below
+COPY hanzo hanzo
+COPY schemas schemas
 COPY streams streams
 COPY learners learners
 COPY features features

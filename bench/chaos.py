@@ -45,9 +45,9 @@ from rich.console import Console
 from rich.table import Table
 
 from bench.results import machine, write_section
-from registry import Registry
-from streams.embedded import binary_of, free_port, start_broker, start_redis, stop_process
-from streams.simulation import Simulator, SimulatorConfig
+from hanzo.ml.registry import Registry
+from hanzo.ml.streams.embedded import binary_of, free_port, start_broker, start_redis, stop_process
+from hanzo.ml.streams.simulation import Simulator, SimulatorConfig
 from tests.chaos_support import (
     MODEL,
     ROLES,

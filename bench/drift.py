@@ -32,9 +32,9 @@ from typing import Any
 from river import compose, linear_model, optim, preprocessing
 from river.datasets import synth
 
-from monitor import FeatureDriftMonitor, LossADWIN
-from streams.schemas import Order
-from streams.simulation import DriftSpec, Simulator, SimulatorConfig
+from hanzo.ml.monitor import FeatureDriftMonitor, LossADWIN
+from hanzo.ml.schemas.events import Order
+from hanzo.ml.streams.simulation import DriftSpec, Simulator, SimulatorConfig
 
 DAY_MS = 86_400_000
 

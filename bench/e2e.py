@@ -53,11 +53,11 @@ from rich.table import Table
 from bench.common import latency_ms
 from bench.results import RESULTS, machine, write_section
 from bench.scaleout import BenchWorker, measure_group, start_group, stop_group, two_workers_speedup
-from learners.keys import score_key
-from streams.embedded import binary_of, free_port, start_broker, start_redis, stop_process
-from streams.schemas import Label, Order, to_json
-from streams.simulation import Simulator, SimulatorConfig, produce
-from streams.topics import ensure_topics
+from hanzo.ml.learners.keys import score_key
+from hanzo.ml.schemas.events import Label, Order, to_json
+from hanzo.ml.streams.embedded import binary_of, free_port, start_broker, start_redis, stop_process
+from hanzo.ml.streams.simulation import Simulator, SimulatorConfig, produce
+from hanzo.ml.streams.topics import ensure_topics
 
 console = Console()
 MODEL = "fraud_detection"

@@ -29,13 +29,13 @@ from rich.table import Table
 
 from bench.common import latency_ms
 from bench.results import machine, write_section
-from config.settings import Settings
-from features import EventRecord, FeatureStore, RedisOnlineStore, load_definitions
-from streams.embedded import binary_of, free_port, start_redis, stop_process
-from streams.runtime import feature_lateness_ms
-from streams.schemas import Order
-from streams.simulation.config import SimulatorConfig
-from streams.simulation.generator import Simulator
+from hanzo.ml.config.settings import Settings
+from hanzo.ml.features import EventRecord, FeatureStore, RedisOnlineStore, load_definitions
+from hanzo.ml.schemas.events import Order
+from hanzo.ml.streams.embedded import binary_of, free_port, start_redis, stop_process
+from hanzo.ml.streams.runtime import feature_lateness_ms
+from hanzo.ml.streams.simulation.config import SimulatorConfig
+from hanzo.ml.streams.simulation.generator import Simulator
 
 console = Console()
 BATCH = 1000

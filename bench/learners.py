@@ -25,14 +25,14 @@ from rich.console import Console
 from rich.table import Table
 
 from bench.results import machine, write_section
-from config.pipeline import PipelineSpec
-from learners.factory import build_model
-from learners.train import offline_components, replay, train
-from learners.vectors import InMemoryVectorStore, VectorWrite
-from streams.learner_service import LabelJoiner, LearnerSlot
-from streams.runtime import new_learner
-from streams.schemas import Label, to_json
-from streams.simulation import Simulator, SimulatorConfig
+from hanzo.ml.learners.factory import build_model
+from hanzo.ml.learners.spec import PipelineSpec
+from hanzo.ml.learners.vectors import InMemoryVectorStore, VectorWrite
+from hanzo.ml.schemas.events import Label, to_json
+from hanzo.ml.streams.learner_service import LabelJoiner, LearnerSlot
+from hanzo.ml.streams.runtime import new_learner
+from hanzo.ml.streams.simulation import Simulator, SimulatorConfig
+from hanzo.ml.streams.train import offline_components, replay, train
 
 REPEATS = 3
 BATCH = 2000

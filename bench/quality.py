@@ -32,10 +32,9 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from config.pipeline import PipelineSpec
-from features import EventRecord, FeatureStore, InMemoryOnlineStore, load_definitions, raw_features
-from learners.factory import build_model
-from learners.families import (
+from hanzo.ml.features import EventRecord, FeatureStore, InMemoryOnlineStore, load_definitions, raw_features
+from hanzo.ml.learners.factory import build_model
+from hanzo.ml.learners.families import (
     DemandForecaster,
     PopularityRanker,
     PopularityRecommender,
@@ -48,9 +47,10 @@ from learners.families import (
     evaluate_ranking,
     evaluate_reco,
 )
-from streams.schemas import CustomerEvent, Label, Order
-from streams.simulation import Simulator, SimulatorConfig
-from streams.simulation.shop import ShopSimulator, ShopSimulatorConfig
+from hanzo.ml.learners.spec import PipelineSpec
+from hanzo.ml.schemas.events import CustomerEvent, Label, Order
+from hanzo.ml.streams.simulation import Simulator, SimulatorConfig
+from hanzo.ml.streams.simulation.shop import ShopSimulator, ShopSimulatorConfig
 
 DAY_MS = 86_400_000
 SEED = 7

@@ -25,10 +25,10 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from streams.embedded import free_port
-from streams.simulation import produce
-from streams.simulation.producer import Event
-from streams.topics import ensure_topics
+from hanzo.ml.streams.embedded import free_port
+from hanzo.ml.streams.simulation import produce
+from hanzo.ml.streams.simulation.producer import Event
+from hanzo.ml.streams.topics import ensure_topics
 from tests.chaos_support import scrape, worker_env
 
 __all__ = [
@@ -73,7 +73,7 @@ class BenchWorker:
         }
         with self.log_path.open("ab") as log:
             self.proc = subprocess.Popen(  # noqa: S603 - our own interpreter and module
-                [sys.executable, "-m", "streams.cli", "worker"],
+                [sys.executable, "-m", "hanzo.ml.streams.cli", "worker"],
                 env=env,
                 cwd=self.workdir,
                 stdout=log,

@@ -44,17 +44,17 @@ from rich.table import Table
 
 from bench.common import latency_ms
 from bench.results import machine, write_section
-from config.pipeline import PipelineSpec
-from features import EventRecord, FeatureStore, RedisOnlineStore, raw_features
-from learners.factory import build_model
-from learners.keys import score_key
-from learners.online import OnlineLearner
-from learners.serving import ServingEngine
-from registry import Registry, RegistryReader
-from streams.embedded import binary_of, free_port, start_broker, start_redis, stop_process
-from streams.runtime import resolve_spec_path
-from streams.schemas import Label, Order
-from streams.simulation import Simulator, SimulatorConfig
+from hanzo.ml.features import EventRecord, FeatureStore, RedisOnlineStore, raw_features
+from hanzo.ml.learners.factory import build_model
+from hanzo.ml.learners.keys import score_key
+from hanzo.ml.learners.online import OnlineLearner
+from hanzo.ml.learners.serving import ServingEngine
+from hanzo.ml.learners.spec import PipelineSpec
+from hanzo.ml.registry import Registry, RegistryReader
+from hanzo.ml.schemas.events import Label, Order
+from hanzo.ml.streams.embedded import binary_of, free_port, start_broker, start_redis, stop_process
+from hanzo.ml.streams.runtime import resolve_spec_path
+from hanzo.ml.streams.simulation import Simulator, SimulatorConfig
 
 console = Console()
 PREFIX = "bench:"

@@ -18,11 +18,11 @@ import faust
 import redis
 import redis.asyncio
 
-from features import FeatureStore, RedisOnlineStore
-from learners.serving import ServingEngine
-from registry import RegistryReader
-from streams.app import EngineService
-from streams.web import register_views
+from hanzo.ml.features import FeatureStore, RedisOnlineStore
+from hanzo.ml.learners.serving import ServingEngine
+from hanzo.ml.registry import RegistryReader
+from hanzo.ml.streams.app import EngineService
+from hanzo.ml.streams.web import register_views
 
 logger = logging.getLogger(__name__)
 

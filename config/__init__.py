@@ -1,6 +1,9 @@
-"""Configuration: typed settings (env ``HANZO_*``), the error hierarchy and the pipeline spec."""
+"""Configuration: typed settings (env ``HANZO_*``) and the error hierarchy.
 
-from config.errors import (
+The bottom layer: it imports no other hanzo.ml package.
+"""
+
+from hanzo.ml.config.errors import (
     ConfigError,
     HanzoError,
     IntegrityError,
@@ -8,14 +11,12 @@ from config.errors import (
     ServiceUnavailableError,
     ValidationError,
 )
-from config.pipeline import PipelineSpec
-from config.settings import Settings
+from hanzo.ml.config.settings import Settings
 
 __all__ = [
     "ConfigError",
     "HanzoError",
     "IntegrityError",
-    "PipelineSpec",
     "RegistryError",
     "ServiceUnavailableError",
     "Settings",

@@ -9,11 +9,11 @@
 - :mod:`features.backfill` -- replay a history file or the topics through ``apply_batch``.
 """
 
-from features.backend import ApplyResult, EventRecord, OnlineStore
-from features.definitions import Aggregate, load_definitions, raw_features
-from features.memory_store import InMemoryOnlineStore
-from features.redis_store import RedisOnlineStore
-from features.store import AsyncFeatureReader, FeatureInfo, FeatureStore
+from hanzo.ml.features.backend import ApplyResult, EventRecord, OnlineStore
+from hanzo.ml.features.definitions import Aggregate, load_definitions, raw_features
+from hanzo.ml.features.memory_store import InMemoryOnlineStore
+from hanzo.ml.features.redis_store import RedisOnlineStore
+from hanzo.ml.features.store import AsyncFeatureReader, FeatureInfo, FeatureStore
 
 __all__ = [
     "Aggregate",

@@ -15,7 +15,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Literal
 
-from features.definitions import Aggregate, Event, Input
+from hanzo.ml.features.definitions import Aggregate, Event, Input
 
 logger = logging.getLogger(__name__)
 

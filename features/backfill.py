@@ -25,11 +25,11 @@ from pathlib import Path
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
-from config.errors import ServiceUnavailableError, ValidationError
-from features.backend import EventRecord
-from features.store import FeatureStore
-from streams.schemas import CustomerEvent, Order, parse_event
-from streams.simulation.jsonl import read_jsonl
+from hanzo.ml.config.errors import ServiceUnavailableError, ValidationError
+from hanzo.ml.features.backend import EventRecord
+from hanzo.ml.features.store import FeatureStore
+from hanzo.ml.schemas.events import CustomerEvent, Order, parse_event
+from hanzo.ml.schemas.jsonl import read_jsonl
 
 logger = logging.getLogger(__name__)
 
@@ -142,8 +142,8 @@ def backfill(
 
     Examples
     --------
-    >>> from features import InMemoryOnlineStore
-    >>> from streams.schemas import Order, OrderItem
+    >>> from hanzo.ml.features import InMemoryOnlineStore
+    >>> from hanzo.ml.schemas.events import Order, OrderItem
     >>> store = FeatureStore(backend=InMemoryOnlineStore(), clock=lambda: 1_700_000_000.0)
     >>> o = Order(order_id="o1", customer_id="c1", event_time=1_700_000_000_000, total=5.0, currency="EUR",
     ...           items=[OrderItem(product_id="p1", category="books", quantity=2, unit_price=2.5)],

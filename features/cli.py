@@ -15,13 +15,13 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from config.errors import ConfigError
-from config.settings import Settings
-from features.backfill import DEFAULT_BATCH_SIZE, backfill, history_records, topic_records
-from features.definitions import load_definitions
-from features.memory_store import InMemoryOnlineStore
-from features.redis_store import RedisOnlineStore
-from features.store import FeatureStore
+from hanzo.ml.config.errors import ConfigError
+from hanzo.ml.config.settings import Settings
+from hanzo.ml.features.backfill import DEFAULT_BATCH_SIZE, backfill, history_records, topic_records
+from hanzo.ml.features.definitions import load_definitions
+from hanzo.ml.features.memory_store import InMemoryOnlineStore
+from hanzo.ml.features.redis_store import RedisOnlineStore
+from hanzo.ml.features.store import FeatureStore
 
 logger = logging.getLogger(__name__)
 
@@ -66,8 +66,8 @@ def list_command(args: argparse.Namespace, settings: Settings) -> int:
 
 def backfill_command(args: argparse.Namespace, settings: Settings) -> int:
     """Replay history into Redis with the worker's feature definitions and lateness."""
-    from streams.embedded import redact_url, resolve_services
-    from streams.runtime import feature_lateness_ms
+    from hanzo.ml.streams.embedded import redact_url, resolve_services
+    from hanzo.ml.streams.runtime import feature_lateness_ms
 
     if args.batch_size < 1:
         msg = f"--batch-size {args.batch_size}; give 1 or more"

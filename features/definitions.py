@@ -44,8 +44,8 @@ import pydantic
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from config.errors import ConfigError
-from features.windows import (
+from hanzo.ml.config.errors import ConfigError
+from hanzo.ml.features.windows import (
     DAY_MS,
     NO_PREVIOUS_EVENT,
     default_bucket_ms,
@@ -53,7 +53,7 @@ from features.windows import (
     parse_duration,
     parse_window,
 )
-from streams.schemas import CUSTOMER_EVENT_TYPES, CustomerEvent, Order
+from hanzo.ml.schemas.events import CUSTOMER_EVENT_TYPES, CustomerEvent, Order
 
 logger = logging.getLogger(__name__)
 
@@ -166,7 +166,7 @@ class Aggregate(BaseModel):
     >>> Aggregate(name="x", entity="customer", source="orders", aggregation="median", window="1h")
     Traceback (most recent call last):
     ...
-    config.errors.ConfigError: feature 'x': unknown aggregation 'median'; expected one of count, sum, mean, min, max, distinct_count, last, time_since_last
+    hanzo.ml.config.errors.ConfigError: feature 'x': unknown aggregation 'median'; expected one of count, sum, mean, min, max, distinct_count, last, time_since_last
     """  # noqa: E501
 
     model_config = ConfigDict(frozen=True, extra="forbid")
@@ -387,7 +387,7 @@ def input_function(agg: Aggregate) -> Callable[[Event, str], Input]:
 
     Examples
     --------
-    >>> from streams.schemas import OrderItem
+    >>> from hanzo.ml.schemas.events import OrderItem
     >>> o = Order(order_id="o1", customer_id="c1", event_time=1_700_000_000_000, total=35.0,
     ...           items=[OrderItem(product_id="p1", category="books", quantity=2, unit_price=10.0),
     ...                  OrderItem(product_id="p2", category="books", quantity=3, unit_price=5.0)],
@@ -447,7 +447,7 @@ def input_functions(aggs: Sequence[Aggregate]) -> Callable[[Event, str], tuple[I
 
     Examples
     --------
-    >>> from streams.schemas import OrderItem
+    >>> from hanzo.ml.schemas.events import OrderItem
     >>> o = Order(order_id="o1", customer_id="c1", event_time=1_700_000_000_000, total=35.0,
     ...           items=[OrderItem(product_id="p1", category="books", quantity=2, unit_price=10.0)],
     ...           currency="EUR", payment_method="card", billing_country="DE", shipping_country="DE",
@@ -537,7 +537,7 @@ def raw_features(order: Order) -> dict[str, float | str]:
 
     Examples
     --------
-    >>> from streams.schemas import OrderItem
+    >>> from hanzo.ml.schemas.events import OrderItem
     >>> o = Order(order_id="o1", customer_id="c1", event_time=1_700_000_000_000,
     ...           items=[OrderItem(product_id="p1", category="books", quantity=2, unit_price=10.0)],
     ...           total=20.0, currency="EUR", payment_method="card", billing_country="DE",

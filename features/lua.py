@@ -21,9 +21,9 @@ from functools import cache
 from pathlib import Path
 from typing import Literal
 
-from features.backend import EntityPlan
-from features.definitions import FIELDS, Aggregate
-from features.windows import DISTINCT_LIMIT
+from hanzo.ml.features.backend import EntityPlan
+from hanzo.ml.features.definitions import FIELDS, Aggregate
+from hanzo.ml.features.windows import DISTINCT_LIMIT
 
 logger = logging.getLogger(__name__)
 

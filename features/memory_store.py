@@ -12,9 +12,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from features.backend import EntityPlan, EntityUpdate, OnlineStore, Status, Values
-from features.definitions import Aggregate
-from features.windows import DISTINCT_LIMIT, bucket_index, expired_below, is_late, window_range
+from hanzo.ml.features.backend import EntityPlan, EntityUpdate, OnlineStore, Status, Values
+from hanzo.ml.features.definitions import Aggregate
+from hanzo.ml.features.windows import DISTINCT_LIMIT, bucket_index, expired_below, is_late, window_range
 
 logger = logging.getLogger(__name__)
 
@@ -139,9 +139,9 @@ class InMemoryOnlineStore(OnlineStore):
 
     Examples
     --------
-    >>> from features import FeatureStore, EventRecord
-    >>> from features.definitions import Aggregate
-    >>> from streams.schemas import CustomerEvent
+    >>> from hanzo.ml.features import FeatureStore, EventRecord
+    >>> from hanzo.ml.features.definitions import Aggregate
+    >>> from hanzo.ml.schemas.events import CustomerEvent
     >>> tickets = Aggregate(name="tickets_7d", entity="customer", source="customer_events",
     ...                     aggregation="count", window="7d", where='type == "support_ticket"')
     >>> store = FeatureStore([tickets], backend=InMemoryOnlineStore(), clock=lambda: 1_700_000_000.0)

@@ -74,10 +74,10 @@ import redis.asyncio
 from redis.cluster import RedisCluster
 from redis.crc import key_slot
 
-from config.errors import ConfigError, ServiceUnavailableError, ValidationError
-from features.backend import EntityPlan, EntityUpdate, OnlineStore, Status, Values
-from features.definitions import Input
-from features.lua import Group, Script, groups, render
+from hanzo.ml.config.errors import ConfigError, ServiceUnavailableError, ValidationError
+from hanzo.ml.features.backend import EntityPlan, EntityUpdate, OnlineStore, Status, Values
+from hanzo.ml.features.definitions import Input
+from hanzo.ml.features.lua import Group, Script, groups, render
 
 logger = logging.getLogger(__name__)
 

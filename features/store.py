@@ -17,9 +17,9 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, TypeVar, overload
 
-from config.errors import ConfigError
-from features.backend import ApplyResult, EntityPlan, EntityUpdate, EventRecord, OnlineStore
-from features.definitions import (
+from hanzo.ml.config.errors import ConfigError
+from hanzo.ml.features.backend import ApplyResult, EntityPlan, EntityUpdate, EventRecord, OnlineStore
+from hanzo.ml.features.definitions import (
     RAW_FEATURES,
     Aggregate,
     check_definitions,
@@ -28,9 +28,9 @@ from features.definitions import (
     input_functions,
     load_definitions,
 )
-from features.memory_store import InMemoryOnlineStore
-from features.redis_store import RedisOnlineStore
-from features.windows import DAY_MS, HOUR_MS
+from hanzo.ml.features.memory_store import InMemoryOnlineStore
+from hanzo.ml.features.redis_store import RedisOnlineStore
+from hanzo.ml.features.windows import DAY_MS, HOUR_MS
 
 logger = logging.getLogger(__name__)
 
@@ -39,7 +39,8 @@ DEFAULT_ALLOWED_LATENESS_MS = HOUR_MS
 #: Default TTL of an idle entity's keys (lifetime values included), refreshed on every write.
 DEFAULT_ENTITY_TTL_MS = 400 * DAY_MS
 
-FeatureFunction = Callable[[Mapping[str, float]], float]
+#: ``f(base_features) -> value`` or ``f(<entity>_id) -> value``.
+FeatureFunction = Callable[..., float | None]
 F = TypeVar("F", bound=FeatureFunction)
 
 
@@ -63,14 +64,19 @@ class FeatureInfo:
 
 @dataclass(frozen=True)
 class DerivedFeature:
-    """A feature computed from base features of one entity by a Python function."""
+    """A feature computed by a Python function: from base features of one entity, or from its id.
+
+    ``by_id`` functions take the entity's id (``def clv(customer_id: str) -> float``) and compute the value
+    themselves, e.g. from a system of record; the others take a mapping of the base features they read.
+    """
 
     name: str
     entity: str
-    function: FeatureFunction
+    function: Callable[..., Any]
     depends_on: tuple[str, ...]
     description: str
     dtype: str
+    by_id: bool = False
 
 
 class _Dependencies(dict[str, float]):
@@ -155,7 +161,7 @@ class FeatureStore:
 
     Examples
     --------
-    >>> from streams.schemas import Order, OrderItem
+    >>> from hanzo.ml.schemas.events import Order, OrderItem
     >>> store = FeatureStore(clock=lambda: 1_700_000_100.0)
     >>> @store.feature
     ... def customer_lifetime_value(f):
@@ -260,6 +266,9 @@ class FeatureStore:
         a number. Dependencies are ``depends_on`` when given, else the string keys the function's source
         reads from its argument (``f["x"]``, ``f.get("x")``). When a dependency is ``None`` (e.g. a mean
         of an empty window) the derived value is ``None`` and the function is not called.
+
+        A function whose one parameter is an entity id (``def clv(customer_id: str) -> float``) is called
+        with the id instead, and computes the value itself (from a system of record, say).
         """
 
         def register(func: FeatureFunction) -> FeatureFunction:
@@ -280,6 +289,11 @@ class FeatureStore:
         if fname in self._aggregates or fname in self._derived:
             msg = f"feature {fname!r} is already defined; give the derived feature another name"
             raise ConfigError(msg)
+        doc = description or (inspect.getdoc(fn) or "").split("\n")[0]
+        id_entity = self._id_parameter_entity(fn) if depends_on is None else None
+        if id_entity is not None:
+            self._derived[fname] = DerivedFeature(fname, id_entity, fn, (), doc, dtype, by_id=True)
+            return
         deps = tuple(depends_on) if depends_on is not None else tuple(names_read(fn))
         if not deps:
             msg = f"derived feature {fname!r}: no dependencies found in its source; pass depends_on=[...]"
@@ -295,8 +309,24 @@ class FeatureStore:
         if len(entities) > 1:
             msg = f"derived feature {fname!r} mixes entities {sorted(entities)}; give it one entity"
             raise ConfigError(msg)
-        doc = description or (inspect.getdoc(fn) or "").split("\n")[0]
         self._derived[fname] = DerivedFeature(fname, entities.pop(), fn, deps, doc, dtype)
+
+    def _id_parameter_entity(self, fn: Callable[..., Any]) -> str | None:
+        """The entity of a function whose one parameter is an entity id (``customer_id``), else ``None``."""
+        try:
+            params = list(inspect.signature(fn).parameters)
+        except (TypeError, ValueError):
+            return None
+        if len(params) != 1 or not params[0].endswith("_id"):
+            return None
+        entity = params[0][: -len("_id")]
+        if entity not in self._plans:
+            msg = (
+                f"feature {fn.__name__!r} takes {params[0]!r}, but {entity!r} is not an entity; "
+                f"name the parameter after one of {sorted(self._plans)} (e.g. customer_id)"
+            )
+            raise ConfigError(msg)
+        return entity
 
     # -- writes -------------------------------------------------------------------------------------
 
@@ -338,7 +368,7 @@ class FeatureStore:
                 if features[name] is None:
                     features[name] = default
             if derived:
-                features.update(self._derive(derived, features))
+                features.update(self._derive(derived, features, u.entity_id))
             out.append(ApplyResult(i, u.entity_id, u.event_id, status, features))
         return out
 
@@ -393,7 +423,7 @@ class FeatureStore:
             rows = self._backend.read(entity, list(ids), as_of_ms, wall_ms, aggregates=query.need)
         else:
             rows = self._backend.read(entity, list(ids), as_of_ms, wall_ms)
-        return self._batch_rows(query, rows)
+        return self._batch_rows(query, rows, ids)
 
     def async_reader(self) -> AsyncFeatureReader | None:
         """A reader of :meth:`get_features_batch` over ``redis.asyncio`` for the running event loop.
@@ -414,18 +444,19 @@ class FeatureStore:
         picked = [(p, a.name, a.default) for p, a in enumerate(plan.aggregates) if a.name in need]
         return _BatchQuery(entity, names, derived, sorted(need), picked)
 
-    def _batch_rows(self, query: _BatchQuery, rows: Sequence[Sequence[float | None] | None]
-                    ) -> list[dict[str, float | None]]:
+    def _batch_rows(
+        self, query: _BatchQuery, rows: Sequence[Sequence[float | None] | None], ids: Sequence[str]
+    ) -> list[dict[str, float | None]]:
         picked, derived, names = query.picked, query.derived, query.names
         defaults = {name: d for _, name, d in picked}
         out = []
-        for values in rows:
+        for entity_id, values in zip(ids, rows, strict=True):
             if values is None:
                 base = dict(defaults)
             else:
                 base = {name: d if values[p] is None else values[p] for p, name, d in picked}
             if derived:
-                base.update(self._derive(derived, base))
+                base.update(self._derive(derived, base, entity_id))
             out.append({n: base[n] for n in names})
         return out
 
@@ -505,10 +536,18 @@ class FeatureStore:
 
     @staticmethod
     def _derive(
-        derived: Sequence[DerivedFeature], base: Mapping[str, float | None]
+        derived: Sequence[DerivedFeature], base: Mapping[str, float | None], entity_id: str
     ) -> dict[str, float | None]:
         out: dict[str, float | None] = {}
         for d in derived:
+            if d.by_id:
+                try:
+                    value = d.function(entity_id)
+                except Exception as exc:
+                    exc.add_note(f"while computing feature {d.name!r} of {d.entity} {entity_id!r}")
+                    raise
+                out[d.name] = None if value is None else float(value)
+                continue
             deps = {n: base[n] for n in d.depends_on}
             if any(v is None for v in deps.values()):
                 out[d.name] = None
@@ -552,7 +591,7 @@ class AsyncFeatureReader:
         rows = await self.backend.read_async(
             self.client, entity, list(ids), as_of_ms, wall_ms, aggregates=query.need
         )
-        return self.store._batch_rows(query, rows)
+        return self.store._batch_rows(query, rows, ids)
 
     async def aclose(self) -> None:
         """Close the asyncio client (its connections)."""

@@ -61,7 +61,7 @@ from __future__ import annotations
 import re
 from functools import lru_cache
 
-from config.errors import ConfigError
+from hanzo.ml.config.errors import ConfigError
 
 MINUTE_MS = 60_000
 HOUR_MS = 60 * MINUTE_MS

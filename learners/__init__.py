@@ -1,6 +1,6 @@
 """Learners: the model factory from a pipeline spec, metrics, the online learner and the score keys."""
 
-from learners.factory import (
+from hanzo.ml.learners.factory import (
     MODEL_TABLE,
     ModelEntry,
     build_estimator,
@@ -9,12 +9,13 @@ from learners.factory import (
     describe_model,
     supports_many,
 )
-from learners.keys import score_key, vector_key
-from learners.metrics import METRICS, MetricSet, lower_is_better
-from learners.online import LearnOutcome, OnlineLearner
-from learners.serving import ServingEngine
-from learners.serving_cache import PredictionCache
-from learners.serving_models import Prediction, ServedModel, UnknownModelError
+from hanzo.ml.learners.keys import score_key, vector_key
+from hanzo.ml.learners.metrics import METRICS, MetricSet, lower_is_better
+from hanzo.ml.learners.online import LearnOutcome, OnlineLearner
+from hanzo.ml.learners.serving import ServingEngine
+from hanzo.ml.learners.serving_cache import PredictionCache
+from hanzo.ml.learners.serving_models import Prediction, ServedModel, UnknownModelError
+from hanzo.ml.learners.spec import PipelineSpec
 
 __all__ = [
     "METRICS",
@@ -23,6 +24,7 @@ __all__ = [
     "MetricSet",
     "ModelEntry",
     "OnlineLearner",
+    "PipelineSpec",
     "Prediction",
     "PredictionCache",
     "ServedModel",

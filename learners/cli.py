@@ -19,13 +19,13 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from config.pipeline import PipelineSpec
-from config.settings import Settings
-from learners.factory import describe_model
-from learners.metrics import lower_is_better
-from learners.train import TrainResult, load_history, train
-from registry import Registry
-from streams.runtime import resolve_spec_path
+from hanzo.ml.config.settings import Settings
+from hanzo.ml.learners.factory import describe_model
+from hanzo.ml.learners.metrics import lower_is_better
+from hanzo.ml.learners.spec import PipelineSpec
+from hanzo.ml.registry import Registry
+from hanzo.ml.streams.runtime import resolve_spec_path
+from hanzo.ml.streams.train import TrainResult, load_history, train
 
 logger = logging.getLogger(__name__)
 
@@ -128,7 +128,7 @@ def _cmd_train(args: argparse.Namespace, settings: Settings) -> int:
     key = settings.registry_hmac_key.get_secret_value().encode() if settings.registry_hmac_key else None
     client = None
     if args.redis_url:
-        from streams.security import make_redis, security_from
+        from hanzo.ml.streams.security import make_redis, security_from
 
         client = make_redis(
             args.redis_url, security_from(settings), socket_timeout=5, socket_connect_timeout=3

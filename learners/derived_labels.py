@@ -35,9 +35,9 @@ from abc import ABC, abstractmethod
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from config.errors import ConfigError
-from features import FeatureStore
-from streams.schemas import Label
+from hanzo.ml.config.errors import ConfigError
+from hanzo.ml.features import FeatureStore
+from hanzo.ml.schemas.events import Label
 
 logger = logging.getLogger(__name__)
 

@@ -73,10 +73,10 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from river import bandit, base, compose, optim, preprocessing, reco, time_series
 
-from config.errors import ConfigError
+from hanzo.ml.config.errors import ConfigError
 
 if TYPE_CHECKING:
-    from config.pipeline import DataSection, PipelineSpec
+    from hanzo.ml.learners.spec import DataSection, PipelineSpec
 
 logger = logging.getLogger(__name__)
 
@@ -476,7 +476,7 @@ def check_hyperparameters(model_type: str, task: Task, hyperparameters: Mapping[
     >>> check_hyperparameters("knn", "classification", {"k": 3})
     Traceback (most recent call last):
     ...
-    config.errors.ConfigError: knn: unknown hyperparameter 'k' for river.neighbors.KNNClassifier; allowed: ...
+    hanzo.ml.config.errors.ConfigError: knn: unknown hyperparameter 'k' for river.neighbors.KNNClassifier; ...
     """
     _plan(model_type, task, hyperparameters)
 
@@ -594,7 +594,7 @@ def build_model(spec: PipelineSpec) -> compose.Pipeline:
 
     Examples
     --------
-    >>> from config.pipeline import PipelineSpec
+    >>> from hanzo.ml.learners.spec import PipelineSpec
     >>> spec = PipelineSpec.from_dict({
     ...     "name": "demo", "version": "0.1.0",
     ...     "data": {"source": "orders", "features": ["total", "method"], "label": "fraud",
@@ -677,7 +677,7 @@ def describe_model(spec: PipelineSpec) -> str:
 
     Examples
     --------
-    >>> from config.pipeline import PipelineSpec
+    >>> from hanzo.ml.learners.spec import PipelineSpec
     >>> spec = PipelineSpec.from_dict({
     ...     "name": "churn", "version": "1.0.0",
     ...     "data": {"source": "customers", "features": ["clv"], "label": "churned_90d"},

@@ -40,7 +40,7 @@ from river import metrics
 from river.metrics import base as river_metrics_base
 from river.utils import Rolling
 
-from config.errors import ConfigError
+from hanzo.ml.config.errors import ConfigError
 
 logger = logging.getLogger(__name__)
 

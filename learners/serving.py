@@ -40,11 +40,11 @@ from typing import Any
 
 import redis
 
-from config.errors import ConfigError, HanzoError, ServiceUnavailableError, ValidationError
-from features import AsyncFeatureReader
-from learners.keys import score_key
-from learners.serving_cache import PredictionCache
-from learners.serving_models import (
+from hanzo.ml.config.errors import ConfigError, HanzoError, ServiceUnavailableError, ValidationError
+from hanzo.ml.features import AsyncFeatureReader
+from hanzo.ml.learners.keys import score_key
+from hanzo.ml.learners.serving_cache import PredictionCache
+from hanzo.ml.learners.serving_models import (
     FeatureReader,
     Prediction,
     Request,
@@ -88,7 +88,7 @@ class ServingEngine:
     Examples
     --------
     >>> import asyncio
-    >>> from features import FeatureStore
+    >>> from hanzo.ml.features import FeatureStore
     >>> from river import linear_model
     >>> engine = ServingEngine(FeatureStore())
     >>> engine.register("fraud", linear_model.LogisticRegression(), ["orders_24h", "order_total"],

@@ -14,8 +14,8 @@ from typing import Any, Protocol
 
 from river import base, compose
 
-from config.errors import ConfigError, HanzoError, ValidationError
-from learners.online import OnlineLearner
+from hanzo.ml.config.errors import ConfigError, HanzoError, ValidationError
+from hanzo.ml.learners.online import OnlineLearner
 
 logger = logging.getLogger(__name__)
 
@@ -279,7 +279,7 @@ def check_value(name: str, value: Any) -> None:
     >>> check_value("order_total", float("nan"))
     Traceback (most recent call last):
     ...
-    config.errors.ValidationError: feature 'order_total' = nan is not a finite number; send a finite number or null
+    hanzo.ml.config.errors.ValidationError: feature 'order_total' = nan is not a finite number; send a finite number or null
     """  # noqa: E501
     if isinstance(value, float) and not math.isfinite(value):
         msg = f"feature {name!r} = {value!r} is not a finite number; send a finite number or null"

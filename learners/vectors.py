@@ -24,7 +24,7 @@ from typing import Any
 
 from redis.cluster import RedisCluster
 
-from learners.keys import score_key, vector_key
+from hanzo.ml.learners.keys import score_key, vector_key
 
 logger = logging.getLogger(__name__)
 

@@ -6,13 +6,13 @@ in; :class:`Monitor` is what a worker updates for each scored and labelled examp
 ``hanzo-ml monitor MODEL`` reads back from Redis.
 """
 
-from monitor.adwin import LossADWIN
-from monitor.chi2 import Chi2Detector
-from monitor.feature_drift import FeatureDrift, FeatureDriftMonitor, adjust_p_values
-from monitor.ks import KSDetector
-from monitor.metrics import Metrics, MetricsServer, serve_metrics
-from monitor.status import Alarm, DetectorState, Monitor, MonitorStatus
-from monitor.two_sample import TwoSampleDetector
+from hanzo.ml.monitor.adwin import LossADWIN
+from hanzo.ml.monitor.chi2 import Chi2Detector
+from hanzo.ml.monitor.feature_drift import FeatureDrift, FeatureDriftMonitor, adjust_p_values
+from hanzo.ml.monitor.ks import KSDetector
+from hanzo.ml.monitor.metrics import Metrics, MetricsServer, serve_metrics
+from hanzo.ml.monitor.status import Alarm, DetectorState, Monitor, MonitorStatus
+from hanzo.ml.monitor.two_sample import TwoSampleDetector
 
 __all__ = [
     "Alarm",

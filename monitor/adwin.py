@@ -7,7 +7,7 @@ from typing import Literal
 
 from river import base, drift
 
-from config.errors import ConfigError
+from hanzo.ml.config.errors import ConfigError
 
 logger = logging.getLogger(__name__)
 
@@ -51,7 +51,7 @@ class LossADWIN(base.DriftDetector):
     Examples
     --------
     >>> import random
-    >>> from monitor import LossADWIN
+    >>> from hanzo.ml.monitor import LossADWIN
     >>> rng = random.Random(42)
     >>> detector = LossADWIN()
     >>> losses = [rng.gauss(0.2, 0.05) for _ in range(3000)] + [rng.gauss(0.5, 0.05) for _ in range(3000)]

@@ -11,7 +11,7 @@ from typing import Any
 import numpy as np
 from scipy import stats
 
-from monitor.two_sample import TwoSampleDetector
+from hanzo.ml.monitor.two_sample import TwoSampleDetector
 
 logger = logging.getLogger(__name__)
 
@@ -48,7 +48,7 @@ class Chi2Detector(TwoSampleDetector):
     Examples
     --------
     >>> import random
-    >>> from monitor import Chi2Detector
+    >>> from hanzo.ml.monitor import Chi2Detector
     >>> rng = random.Random(3)
     >>> chi2 = Chi2Detector(reference_size=500, window_size=500, check_every=100, seed=1)
     >>> before = rng.choices(["card", "paypal", "invoice"], weights=[6, 3, 1], k=2000)

@@ -13,9 +13,9 @@ from rich.console import Console, Group
 from rich.live import Live
 from rich.table import Table
 
-from config.errors import ServiceUnavailableError
-from config.settings import Settings
-from monitor.status import Monitor, MonitorStatus
+from hanzo.ml.config.errors import ServiceUnavailableError
+from hanzo.ml.config.settings import Settings
+from hanzo.ml.monitor.status import Monitor, MonitorStatus
 
 logger = logging.getLogger(__name__)
 
@@ -38,7 +38,7 @@ def _redis_url(args: argparse.Namespace, settings: Settings) -> str:
     if settings.redis_url:
         return settings.redis_url
     try:
-        embedded = importlib.import_module("streams.embedded")
+        embedded = importlib.import_module("hanzo.ml.streams.embedded")
     except ModuleNotFoundError:
         embedded = None
     resolve = getattr(embedded, "resolve_services", None)

@@ -10,10 +10,10 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict
 from river import base
 
-from config.errors import ConfigError
-from monitor.chi2 import Chi2Detector
-from monitor.ks import KSDetector
-from monitor.two_sample import OnDrift, TwoSampleDetector
+from hanzo.ml.config.errors import ConfigError
+from hanzo.ml.monitor.chi2 import Chi2Detector
+from hanzo.ml.monitor.ks import KSDetector
+from hanzo.ml.monitor.two_sample import OnDrift, TwoSampleDetector
 
 logger = logging.getLogger(__name__)
 
@@ -102,7 +102,7 @@ class FeatureDriftMonitor(base.Base):
     Examples
     --------
     >>> import random
-    >>> from monitor import FeatureDriftMonitor
+    >>> from hanzo.ml.monitor import FeatureDriftMonitor
     >>> rng = random.Random(0)
     >>> mon = FeatureDriftMonitor(
     ...     {"basket_value": "numeric", "channel": "categorical"},

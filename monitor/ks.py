@@ -10,8 +10,8 @@ from typing import Any
 import numpy as np
 from scipy import stats
 
-from config.errors import ValidationError
-from monitor.two_sample import TwoSampleDetector
+from hanzo.ml.config.errors import ValidationError
+from hanzo.ml.monitor.two_sample import TwoSampleDetector
 
 logger = logging.getLogger(__name__)
 
@@ -49,7 +49,7 @@ class KSDetector(TwoSampleDetector):
     Examples
     --------
     >>> import random
-    >>> from monitor import KSDetector
+    >>> from hanzo.ml.monitor import KSDetector
     >>> rng = random.Random(7)
     >>> ks = KSDetector(reference_size=500, window_size=500, check_every=100, seed=1)
     >>> stream = [rng.gauss(0, 1) for _ in range(2000)] + [rng.gauss(1, 1) for _ in range(2000)]

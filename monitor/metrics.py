@@ -87,7 +87,7 @@ class Metrics:
     Examples
     --------
     >>> from prometheus_client import CollectorRegistry, generate_latest
-    >>> from monitor import Metrics
+    >>> from hanzo.ml.monitor import Metrics
     >>> metrics = Metrics(CollectorRegistry())
     >>> metrics.events_processed_total.labels(topic="orders").inc(3)
     >>> metrics.scoring_latency_seconds.labels(model="churn_prediction").observe(0.0004)
@@ -277,7 +277,7 @@ def serve_metrics(registry: CollectorRegistry, host: str = "127.0.0.1", port: in
     --------
     >>> import urllib.request
     >>> from prometheus_client import CollectorRegistry
-    >>> from monitor import Metrics, serve_metrics
+    >>> from hanzo.ml.monitor import Metrics, serve_metrics
     >>> metrics = Metrics(CollectorRegistry())
     >>> metrics.worker_up.set(1)
     >>> with serve_metrics(metrics.registry, port=0) as server:

@@ -20,7 +20,7 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from monitor.status import MonitorStatus
+from hanzo.ml.monitor.status import MonitorStatus
 
 logger = logging.getLogger(__name__)
 
@@ -229,7 +229,7 @@ def build_report(status: MonitorStatus) -> str:
     Examples
     --------
     >>> import random
-    >>> from monitor import Monitor
+    >>> from hanzo.ml.monitor import Monitor
     >>> rng = random.Random(0)
     >>> mon = Monitor("fraud_detection", features={"order_total": "numeric"},
     ...               reference_size=200, window_size=200, check_every=100, trend_every=50)

@@ -10,10 +10,10 @@ from pathlib import Path
 import redis
 from rich.console import Console
 
-from config.errors import ConfigError, ServiceUnavailableError
-from config.settings import Settings
-from monitor.report import build_report
-from monitor.status import Monitor
+from hanzo.ml.config.errors import ConfigError, ServiceUnavailableError
+from hanzo.ml.config.settings import Settings
+from hanzo.ml.monitor.report import build_report
+from hanzo.ml.monitor.status import Monitor
 
 logger = logging.getLogger(__name__)
 
@@ -38,7 +38,7 @@ def redis_url(explicit: str | None, settings: Settings) -> str:
         return explicit
     if settings.redis_url:
         return settings.redis_url
-    embedded = importlib.import_module("streams.embedded")
+    embedded = importlib.import_module("hanzo.ml.streams.embedded")
     return str(embedded.resolve_services(settings).redis_url)
 
 

@@ -28,13 +28,13 @@ from river import base as river_base
 from river import metrics as river_metrics
 from river import utils as river_utils
 
-from config.errors import ConfigError, RegistryError
-from registry.gate import evaluate_gate
-from registry.history import alias_stack
+from hanzo.ml.config.errors import ConfigError, RegistryError
+from hanzo.ml.registry.gate import evaluate_gate
+from hanzo.ml.registry.history import alias_stack
 
 if TYPE_CHECKING:
-    from registry.records import ModelVersion
-    from registry.registry import Registry
+    from hanzo.ml.registry.records import ModelVersion
+    from hanzo.ml.registry.registry import Registry
 
 logger = logging.getLogger(__name__)
 
@@ -343,7 +343,7 @@ class RollbackResponse(DriftResponse):
     >>> import tempfile
     >>> from pathlib import Path
     >>> from river import linear_model
-    >>> from registry import Registry
+    >>> from hanzo.ml.registry import Registry
     >>> with tempfile.TemporaryDirectory() as tmp:
     ...     reg = Registry(Path(tmp))
     ...     for version, auc in [("1.0.0", 0.9), ("1.1.0", 0.6), ("1.2.0", 0.88)]:

@@ -19,16 +19,16 @@ from pydantic import BaseModel, ConfigDict, Field
 from river import metrics as river_metrics
 from river import utils as river_utils
 
-from config.errors import HanzoError, ValidationError
-from monitor.adwin import LossADWIN
-from monitor.feature_drift import Correction, FeatureDrift, FeatureDriftMonitor, FeatureKind
-from monitor.ks import KSDetector
-from monitor.two_sample import TwoSampleDetector
+from hanzo.ml.config.errors import HanzoError, ValidationError
+from hanzo.ml.monitor.adwin import LossADWIN
+from hanzo.ml.monitor.feature_drift import Correction, FeatureDrift, FeatureDriftMonitor, FeatureKind
+from hanzo.ml.monitor.ks import KSDetector
+from hanzo.ml.monitor.two_sample import TwoSampleDetector
 
 if TYPE_CHECKING:
     import redis
 
-    from monitor.metrics import Metrics
+    from hanzo.ml.monitor.metrics import Metrics
 
 logger = logging.getLogger(__name__)
 
@@ -160,7 +160,7 @@ class Monitor:
     Examples
     --------
     >>> import random
-    >>> from monitor import Monitor
+    >>> from hanzo.ml.monitor import Monitor
     >>> rng = random.Random(1)
     >>> mon = Monitor(
     ...     "churn_prediction",

@@ -32,7 +32,7 @@ from typing import Any, Literal
 
 from river import base
 
-from config.errors import ConfigError
+from hanzo.ml.config.errors import ConfigError
 
 logger = logging.getLogger(__name__)
 

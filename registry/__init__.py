@@ -5,12 +5,12 @@ key) before it is unpickled. Storage is pluggable behind :class:`ArtifactStorage
 implementation writes atomically and locks with ``fcntl``.
 """
 
-from registry.gate import LOWER_IS_BETTER, GateDecision, evaluate_gate
-from registry.reader import RegistryReader
-from registry.records import AliasEvent, ModelVersion
-from registry.registry import Registry
-from registry.storage import ArtifactStorage, FileSystemStorage
-from registry.versions import SemVer
+from hanzo.ml.registry.gate import LOWER_IS_BETTER, GateDecision, evaluate_gate
+from hanzo.ml.registry.reader import RegistryReader
+from hanzo.ml.registry.records import AliasEvent, ModelVersion
+from hanzo.ml.registry.registry import Registry
+from hanzo.ml.registry.storage import ArtifactStorage, FileSystemStorage
+from hanzo.ml.registry.versions import SemVer
 
 __all__ = [
     "LOWER_IS_BETTER",

@@ -14,9 +14,9 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from config.errors import IntegrityError
-from config.settings import Settings
-from registry.registry import Registry
+from hanzo.ml.config.errors import IntegrityError
+from hanzo.ml.config.settings import Settings
+from hanzo.ml.registry.registry import Registry
 
 logger = logging.getLogger(__name__)
 

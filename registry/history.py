@@ -7,7 +7,7 @@ from collections.abc import Iterable, Mapping
 
 import pydantic
 
-from registry.records import AliasEvent
+from hanzo.ml.registry.records import AliasEvent
 
 logger = logging.getLogger(__name__)
 

@@ -21,12 +21,12 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from config.errors import ConfigError, RegistryError
-from registry.history import parse_history
-from registry.records import AliasEvent, ModelVersion
-from registry.signing import parse_manifest, verify_artifact, verify_signature
-from registry.storage import ArtifactStorage, FileSystemStorage
-from registry.versions import LATEST, SemVer, check_name, sort_versions
+from hanzo.ml.config.errors import ConfigError, RegistryError
+from hanzo.ml.registry.history import parse_history
+from hanzo.ml.registry.records import AliasEvent, ModelVersion
+from hanzo.ml.registry.signing import parse_manifest, verify_artifact, verify_signature
+from hanzo.ml.registry.storage import ArtifactStorage, FileSystemStorage
+from hanzo.ml.registry.versions import LATEST, SemVer, check_name, sort_versions
 
 logger = logging.getLogger(__name__)
 

@@ -17,14 +17,14 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from config.errors import ConfigError, RegistryError
-from registry.gate import GateDecision, evaluate_gate
-from registry.history import ever_aliased, rollback_target
-from registry.reader import ARTIFACT_FILE, MANIFEST_FILE, RegistryReader
-from registry.records import AliasAction, AliasEvent, ModelVersion
-from registry.signing import MANIFEST_FORMAT, SIGNATURE_ALGORITHM, canonical_json, sha256_hex, sign
-from registry.storage import ArtifactStorage
-from registry.versions import SemVer, check_alias, check_name, snapshot_version, sort_versions
+from hanzo.ml.config.errors import ConfigError, RegistryError
+from hanzo.ml.registry.gate import GateDecision, evaluate_gate
+from hanzo.ml.registry.history import ever_aliased, rollback_target
+from hanzo.ml.registry.reader import ARTIFACT_FILE, MANIFEST_FILE, RegistryReader
+from hanzo.ml.registry.records import AliasAction, AliasEvent, ModelVersion
+from hanzo.ml.registry.signing import MANIFEST_FORMAT, SIGNATURE_ALGORITHM, canonical_json, sha256_hex, sign
+from hanzo.ml.registry.storage import ArtifactStorage
+from hanzo.ml.registry.versions import SemVer, check_alias, check_name, snapshot_version, sort_versions
 
 logger = logging.getLogger(__name__)
 

@@ -17,7 +17,7 @@ import json
 from collections.abc import Mapping
 from typing import Any
 
-from config.errors import IntegrityError, RegistryError
+from hanzo.ml.config.errors import IntegrityError, RegistryError
 
 MANIFEST_FORMAT = 1
 SIGNATURE_ALGORITHM = "hmac-sha256"

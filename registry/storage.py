@@ -27,7 +27,7 @@ from collections.abc import Iterator
 from functools import cached_property
 from pathlib import Path, PurePosixPath
 
-from config.errors import RegistryError
+from hanzo.ml.config.errors import RegistryError
 
 logger = logging.getLogger(__name__)
 

@@ -16,7 +16,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from config.errors import RegistryError
+from hanzo.ml.config.errors import RegistryError
 
 NAME_RULE = "1-64 characters of a-z, 0-9, '_' or '-', starting with a letter or digit"
 NAME_RE = re.compile(r"^[a-z0-9][a-z0-9_\-]{0,63}$")

@@ -1,6 +1,4 @@
-"""Streams: event schemas, the worker, the simulator, the embedded stack and the ``hanzo-ml`` CLI."""
+"""Streams, the top layer: the worker, the simulator, the embedded stack, train's replay and the CLI.
 
-from streams.dead_letters import DeadLetter
-from streams.schemas import CustomerEvent, Label, Order, OrderItem, parse_event, to_json
-
-__all__ = ["CustomerEvent", "DeadLetter", "Label", "Order", "OrderItem", "parse_event", "to_json"]
+Event schemas live in :mod:`hanzo.ml.schemas`; this package may import every other one, and none imports it.
+"""

@@ -21,25 +21,25 @@ from mode import Service
 from river import metrics as river_metrics
 from river import utils as river_utils
 
-from config.pipeline import PipelineSpec
-from learners.serving import ServingEngine
-from monitor import Monitor
-from monitor.feature_drift import FeatureKind
-from monitor.metrics import serve_metrics
-from streams.batch_consumer import BatchConsumer, ConsumerOptions
-from streams.broker_epoch import LogLedger, worker_hooks
-from streams.dead_letters import DeadLetter
-from streams.drift_responder import DriftResponder, build_responders
-from streams.family_agent import add_family_agents
-from streams.leadership import learner_leadership
-from streams.learner_service import LabelBatchOutcome, LearnerService
-from streams.order_processor import BatchOutcome
-from streams.rebuild import EpochMarker, restart_replay
-from streams.runtime import Runtime
-from streams.schemas import to_json
-from streams.security import faust_broker_kwargs, kafka_client_kwargs, security_from
-from streams.topics import ensure_topics
-from streams.web import register_views
+from hanzo.ml.learners.serving import ServingEngine
+from hanzo.ml.learners.spec import PipelineSpec
+from hanzo.ml.monitor import Monitor
+from hanzo.ml.monitor.feature_drift import FeatureKind
+from hanzo.ml.monitor.metrics import serve_metrics
+from hanzo.ml.schemas.dead_letters import DeadLetter
+from hanzo.ml.schemas.events import to_json
+from hanzo.ml.streams.batch_consumer import BatchConsumer, ConsumerOptions
+from hanzo.ml.streams.broker_epoch import LogLedger, worker_hooks
+from hanzo.ml.streams.drift_responder import DriftResponder, build_responders
+from hanzo.ml.streams.family_agent import add_family_agents
+from hanzo.ml.streams.leadership import learner_leadership
+from hanzo.ml.streams.learner_service import LabelBatchOutcome, LearnerService
+from hanzo.ml.streams.order_processor import BatchOutcome
+from hanzo.ml.streams.rebuild import EpochMarker, restart_replay
+from hanzo.ml.streams.runtime import Runtime
+from hanzo.ml.streams.security import faust_broker_kwargs, kafka_client_kwargs, security_from
+from hanzo.ml.streams.topics import ensure_topics
+from hanzo.ml.streams.web import register_views
 
 logger = logging.getLogger(__name__)
 

@@ -35,7 +35,7 @@ from aiokafka.abc import ConsumerRebalanceListener
 from aiokafka.errors import KafkaError
 from mode import Service
 
-from streams.broker_epoch import BrokerHooks, LogLedger, log_went_back, tp_key
+from hanzo.ml.streams.broker_epoch import BrokerHooks, LogLedger, log_went_back, tp_key
 
 logger = logging.getLogger(__name__)
 

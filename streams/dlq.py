@@ -25,10 +25,10 @@ from typing import Any
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.errors import KafkaError
 
-from config.errors import ServiceUnavailableError
-from config.settings import Settings
-from streams.dead_letters import DeadLetter
-from streams.security import SecuritySettings, kafka_client_kwargs, security_from
+from hanzo.ml.config.errors import ServiceUnavailableError
+from hanzo.ml.config.settings import Settings
+from hanzo.ml.schemas.dead_letters import DeadLetter
+from hanzo.ml.streams.security import SecuritySettings, kafka_client_kwargs, security_from
 
 logger = logging.getLogger(__name__)
 
@@ -246,7 +246,7 @@ async def replay(
 def _bootstrap(settings: Settings) -> str:
     if settings.kafka_bootstrap:
         return settings.kafka_bootstrap
-    from streams.embedded import resolve_services
+    from hanzo.ml.streams.embedded import resolve_services
 
     return resolve_services(settings).kafka_bootstrap
 

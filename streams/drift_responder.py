@@ -26,20 +26,20 @@ from typing import Any
 
 from river import metrics as river_metrics
 
-from config.errors import RegistryError
-from config.pipeline import PipelineSpec
-from learners.online import OnlineLearner
-from monitor.metrics import Metrics
-from monitor.response import (
+from hanzo.ml.config.errors import RegistryError
+from hanzo.ml.learners.online import OnlineLearner
+from hanzo.ml.learners.spec import PipelineSpec
+from hanzo.ml.monitor.metrics import Metrics
+from hanzo.ml.monitor.response import (
     AlertResponse,
     ChallengerResponse,
     Decision,
     DriftResponse,
     RollbackResponse,
 )
-from registry import Registry
-from streams.learner_service import LearnerSlot, snapshot_metadata
-from streams.order_processor import Scorer
+from hanzo.ml.registry import Registry
+from hanzo.ml.streams.learner_service import LearnerSlot, snapshot_metadata
+from hanzo.ml.streams.order_processor import Scorer
 
 logger = logging.getLogger(__name__)
 

@@ -24,15 +24,16 @@ from collections.abc import Callable, Coroutine, Mapping
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Literal
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import urlsplit
 
 import redis
 from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.errors import KafkaError
 from pydantic import BaseModel, ConfigDict, Field
 
-from config.errors import ConfigError, ServiceUnavailableError
-from config.settings import Settings
+from hanzo.ml.config.errors import ConfigError, ServiceUnavailableError
+from hanzo.ml.config.settings import Settings
+from hanzo.ml.streams.security import kafka_client_kwargs, redact_url, security_from
 
 logger = logging.getLogger(__name__)
 
@@ -403,22 +404,6 @@ def check_redis(url: str, timeout: float = 3.0, password: str | None = None) -> 
         client.close()
 
 
-def redact_url(url: str) -> str:
-    """Drop the password from a URL (for display and for the state file).
-
-    Examples
-    --------
-    >>> redact_url("redis://user:secret@db:6379/0"), redact_url("redis://:secret@db/1")
-    ('redis://user@db:6379/0', 'redis://db/1')
-    """
-    parts = urlsplit(url)
-    if parts.password is None:
-        return url
-    host = parts.netloc.rsplit("@", 1)[1]
-    netloc = f"{parts.username}@{host}" if parts.username else host
-    return urlunsplit(parts._replace(netloc=netloc))
-
-
 # -- up / down / resolve -----------------------------------------------------------------------------------
 
 
@@ -485,8 +470,6 @@ def _plan(
     if given:
         _refuse_running(old, env_address, state_path(settings))
         if name == "kafka":
-            from streams.security import kafka_client_kwargs, security_from
-
             check_kafka(given, client_kwargs=kafka_client_kwargs(security_from(settings)))
         else:
             check_redis(given, password=_password(settings))
@@ -622,8 +605,7 @@ def _log_lines(state: StackState) -> list[str]:
 def _cmd_up(args: argparse.Namespace, settings: Settings) -> int:
     from rich.console import Console
 
-    from streams.security import kafka_client_kwargs, security_from
-    from streams.topics import ensure_topics, topic_map
+    from hanzo.ml.streams.topics import ensure_topics, topic_map
 
     state = up(settings)
     if state.kafka.started and not args.no_topics:

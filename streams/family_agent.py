@@ -28,13 +28,13 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.structs import ConsumerRecord
 from mode import Service
 
-from config.errors import ValidationError
-from config.pipeline import PipelineSpec
-from learners.families import FamilyLearner, build_family
-from learners.train import family_metadata
-from streams.learner_service import register_snapshot, snapshot_due
-from streams.runtime import restore_latest
-from streams.schemas import parse_event
+from hanzo.ml.config.errors import ValidationError
+from hanzo.ml.learners.families import FamilyLearner, build_family
+from hanzo.ml.learners.spec import PipelineSpec
+from hanzo.ml.schemas.events import parse_event
+from hanzo.ml.streams.learner_service import register_snapshot, snapshot_due
+from hanzo.ml.streams.runtime import restore_latest
+from hanzo.ml.streams.train import family_metadata
 
 logger = logging.getLogger(__name__)
 
@@ -228,7 +228,7 @@ def add_family_agents(app: Any, runtime: Any, bootstrap: str) -> list[FamilyServ
     services: list[FamilyService] = []
     if not families:
         return services
-    from streams.security import kafka_client_kwargs, security_from
+    from hanzo.ml.streams.security import kafka_client_kwargs, security_from
 
     s = runtime.settings
 

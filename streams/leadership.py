@@ -36,9 +36,9 @@ from typing import IO, Any
 
 from mode import Service
 
-from config.errors import RegistryError
-from learners.online import OnlineLearner
-from streams.learner_service import LearnerService, LearnerSlot
+from hanzo.ml.config.errors import RegistryError
+from hanzo.ml.learners.online import OnlineLearner
+from hanzo.ml.streams.learner_service import LearnerService, LearnerSlot
 
 logger = logging.getLogger(__name__)
 
@@ -201,8 +201,8 @@ class Leadership(Service):
 
     Examples
     --------
-    >>> from learners.vectors import InMemoryVectorStore
-    >>> from streams.learner_service import LabelJoiner
+    >>> from hanzo.ml.learners.vectors import InMemoryVectorStore
+    >>> from hanzo.ml.streams.learner_service import LabelJoiner
     >>> service = LearnerService(LabelJoiner([], None, vectors=InMemoryVectorStore()), "", "labels", None)
     >>> leadership = Leadership(Lease(None, "host-a:0"), service, [], None)
     >>> leadership.holding, service.fence()

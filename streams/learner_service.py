@@ -29,12 +29,12 @@ from typing import Any
 from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
 from mode import Service
 
-from config.errors import ValidationError
-from learners.metrics import MetricSet
-from learners.online import OnlineLearner
-from learners.vectors import RedisVectorStore, VectorStore
-from streams.dead_letters import DeadLetter, classify
-from streams.schemas import Label, parse_event
+from hanzo.ml.config.errors import ValidationError
+from hanzo.ml.learners.metrics import MetricSet
+from hanzo.ml.learners.online import OnlineLearner
+from hanzo.ml.learners.vectors import RedisVectorStore, VectorStore
+from hanzo.ml.schemas.dead_letters import DeadLetter, classify
+from hanzo.ml.schemas.events import Label, parse_event
 
 logger = logging.getLogger(__name__)
 
@@ -114,7 +114,7 @@ class LabelJoiner:
 
     Examples
     --------
-    >>> from learners.vectors import InMemoryVectorStore
+    >>> from hanzo.ml.learners.vectors import InMemoryVectorStore
     >>> LabelJoiner([], None, vectors=InMemoryVectorStore()).process([]).learned
     {}
     """

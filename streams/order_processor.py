@@ -31,13 +31,13 @@ from typing import Any, Literal
 
 from aiokafka import ConsumerRecord
 
-from config.errors import ValidationError
-from features import ApplyResult, EventRecord, FeatureStore, raw_features
-from learners.derived_labels import DAY_MS, DerivedLabeler, reference_subject
-from learners.online import OnlineLearner
-from learners.vectors import RedisVectorStore, ScoreWrite, VectorStore, VectorWrite
-from streams.dead_letters import DeadLetter, classify
-from streams.schemas import Label, Order, parse_event
+from hanzo.ml.config.errors import ValidationError
+from hanzo.ml.features import ApplyResult, EventRecord, FeatureStore, raw_features
+from hanzo.ml.learners.derived_labels import DAY_MS, DerivedLabeler, reference_subject
+from hanzo.ml.learners.online import OnlineLearner
+from hanzo.ml.learners.vectors import RedisVectorStore, ScoreWrite, VectorStore, VectorWrite
+from hanzo.ml.schemas.dead_letters import DeadLetter, classify
+from hanzo.ml.schemas.events import Label, Order, parse_event
 
 logger = logging.getLogger(__name__)
 
@@ -112,8 +112,8 @@ class OrderProcessor:
 
     Examples
     --------
-    >>> from features import InMemoryOnlineStore
-    >>> from learners.vectors import InMemoryVectorStore
+    >>> from hanzo.ml.features import InMemoryOnlineStore
+    >>> from hanzo.ml.learners.vectors import InMemoryVectorStore
     >>> from river import linear_model
     >>> learner = OnlineLearner("fraud", linear_model.LogisticRegression())
     >>> processor = OrderProcessor(FeatureStore(backend=InMemoryOnlineStore()), None,

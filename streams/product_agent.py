@@ -28,9 +28,9 @@ from typing import Any
 
 import faust
 
-from config.errors import ValidationError
-from features import EventRecord, FeatureStore
-from streams.schemas import Order, parse_event
+from hanzo.ml.config.errors import ValidationError
+from hanzo.ml.features import EventRecord, FeatureStore
+from hanzo.ml.schemas.events import Order, parse_event
 
 logger = logging.getLogger(__name__)
 

@@ -33,7 +33,7 @@ import uuid
 from collections.abc import Callable
 from typing import Any
 
-from streams.order_processor import OrderProcessor
+from hanzo.ml.streams.order_processor import OrderProcessor
 
 logger = logging.getLogger(__name__)
 
@@ -133,8 +133,8 @@ def restart_replay(processor: OrderProcessor) -> None:
 
     Examples
     --------
-    >>> from features import FeatureStore, InMemoryOnlineStore
-    >>> from learners.vectors import InMemoryVectorStore
+    >>> from hanzo.ml.features import FeatureStore, InMemoryOnlineStore
+    >>> from hanzo.ml.learners.vectors import InMemoryVectorStore
     >>> processor = OrderProcessor(FeatureStore(backend=InMemoryOnlineStore()), None, [], kinds={},
     ...                            vectors=InMemoryVectorStore())
     >>> processor.watermark_ms = 1_767_225_600_000

@@ -22,27 +22,27 @@ from typing import Any, TypeVar
 
 from prometheus_client import CollectorRegistry
 
-from config.errors import ConfigError, RegistryError
-from config.pipeline import PipelineSpec
-from config.settings import Settings
-from features import FeatureStore, RedisOnlineStore
-from features.definitions import RAW_FEATURES, load_definitions
-from learners.derived_labels import (
+from hanzo.ml.config.errors import ConfigError, RegistryError
+from hanzo.ml.config.settings import Settings
+from hanzo.ml.features import FeatureStore, RedisOnlineStore
+from hanzo.ml.features.definitions import RAW_FEATURES, load_definitions
+from hanzo.ml.learners.derived_labels import (
     CHURN_FEATURES,
     DeadlineQueue,
     DerivedLabeler,
     RedisDeadlineQueue,
     add_churn_features,
 )
-from learners.factory import build_model
-from learners.metrics import MetricSet
-from learners.online import OnlineLearner
-from learners.vectors import RedisVectorStore, VectorStore
-from monitor.metrics import Metrics
-from registry import Registry
-from streams.learner_service import LabelJoiner, LearnerSlot
-from streams.order_processor import OrderProcessor, Scorer
-from streams.security import make_async_redis, make_redis, security_from
+from hanzo.ml.learners.factory import build_model
+from hanzo.ml.learners.metrics import MetricSet
+from hanzo.ml.learners.online import OnlineLearner
+from hanzo.ml.learners.spec import PipelineSpec
+from hanzo.ml.learners.vectors import RedisVectorStore, VectorStore
+from hanzo.ml.monitor.metrics import Metrics
+from hanzo.ml.registry import Registry
+from hanzo.ml.streams.learner_service import LabelJoiner, LearnerSlot
+from hanzo.ml.streams.order_processor import OrderProcessor, Scorer
+from hanzo.ml.streams.security import make_async_redis, make_redis, security_from
 
 logger = logging.getLogger(__name__)
 
@@ -56,12 +56,12 @@ def resolve_spec_path(name_or_path: str) -> Path:
     p = Path(name_or_path)
     if p.suffix in (".yaml", ".yml") and p.exists():
         return p
-    shipped = resources.files("config") / "pipelines" / f"{name_or_path}.yaml"
+    shipped = resources.files("hanzo.ml.config") / "pipelines" / f"{name_or_path}.yaml"
     if shipped.is_file():
         return Path(str(shipped))
     names = sorted(
         f.name.removesuffix(".yaml")
-        for f in (resources.files("config") / "pipelines").iterdir()
+        for f in (resources.files("hanzo.ml.config") / "pipelines").iterdir()
         if f.name.endswith(".yaml")
     )
     msg = f"pipeline {name_or_path!r} is neither a YAML file nor a shipped one; shipped: {', '.join(names)}"

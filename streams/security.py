@@ -24,7 +24,7 @@ import redis.asyncio
 from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from config.errors import ConfigError, ServiceUnavailableError
+from hanzo.ml.config.errors import ConfigError, ServiceUnavailableError
 
 logger = logging.getLogger(__name__)
 
@@ -57,7 +57,7 @@ class SecuritySettings(BaseSettings):
     ...                  kafka_sasl_password="s3cret")  # doctest: +ELLIPSIS
     Traceback (most recent call last):
     ...
-    config.errors.ConfigError: HANZO_KAFKA_SECURITY_PROTOCOL=SASL_PLAINTEXT sends the SASL password ...
+    hanzo.ml.config.errors.ConfigError: HANZO_KAFKA_SECURITY_PROTOCOL=SASL_PLAINTEXT sends the SASL ...
     """
 
     model_config = SettingsConfigDict(
@@ -221,9 +221,23 @@ def make_async_redis(url: str, sec: SecuritySettings, **kw: Any) -> redis.asynci
     return redis.asyncio.Redis.from_url(url, **{**kwargs, **kw})
 
 
-def _redis_error(url: str, sec: SecuritySettings, exc: BaseException) -> ServiceUnavailableError:
-    from streams.embedded import redact_url
+def redact_url(url: str) -> str:
+    """Drop the password from a URL (for display and for the state file).
 
+    Examples
+    --------
+    >>> redact_url("redis://user:secret@db:6379/0"), redact_url("redis://:secret@db/1")
+    ('redis://user@db:6379/0', 'redis://db/1')
+    """
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    host = parts.netloc.rsplit("@", 1)[1]
+    netloc = f"{parts.username}@{host}" if parts.username else host
+    return urlunsplit(parts._replace(netloc=netloc))
+
+
+def _redis_error(url: str, sec: SecuritySettings, exc: BaseException) -> ServiceUnavailableError:
     shown = redact_url(url)
     anonymous = sec.redis_password is None and urlsplit(url).password is None
     if isinstance(exc, redis.AuthenticationError) and anonymous:

@@ -24,10 +24,10 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskID, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from config.errors import ConfigError
-from config.settings import Settings
-from streams.security import kafka_client_kwargs, security_from
-from streams.simulation import (
+from hanzo.ml.config.errors import ConfigError
+from hanzo.ml.config.settings import Settings
+from hanzo.ml.streams.security import kafka_client_kwargs, security_from
+from hanzo.ml.streams.simulation import (
     DriftSpec,
     ProduceStats,
     SimulationCounters,
@@ -38,9 +38,9 @@ from streams.simulation import (
     read_jsonl,
     write_jsonl,
 )
-from streams.simulation.generator import Event
-from streams.simulation.shop import ShopSimulator, ShopSimulatorConfig
-from streams.simulation.shop_events import shop_events
+from hanzo.ml.streams.simulation.generator import Event
+from hanzo.ml.streams.simulation.shop import ShopSimulator, ShopSimulatorConfig
+from hanzo.ml.streams.simulation.shop_events import shop_events
 
 logger = logging.getLogger(__name__)
 
@@ -198,7 +198,7 @@ def _tracked(sim: Simulator, progress: Progress, task: TaskID) -> Iterator[Event
 def _bootstrap(settings: Settings) -> str:
     if settings.kafka_bootstrap:
         return settings.kafka_bootstrap
-    from streams.embedded import resolve_services  # raises ServiceUnavailableError saying what to do
+    from hanzo.ml.streams.embedded import resolve_services  # raises ServiceUnavailableError saying what to do
 
     return resolve_services(settings).kafka_bootstrap
 

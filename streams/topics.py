@@ -10,8 +10,8 @@ from typing import Any
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import KafkaError, TopicAlreadyExistsError, for_code
 
-from config.errors import ConfigError, ServiceUnavailableError
-from config.settings import Settings
+from hanzo.ml.config.errors import ConfigError, ServiceUnavailableError
+from hanzo.ml.config.settings import Settings
 
 logger = logging.getLogger(__name__)
 
@@ -47,7 +47,7 @@ def admin_client(
 
     Examples
     --------
-    >>> from streams.security import SecuritySettings, kafka_client_kwargs
+    >>> from hanzo.ml.streams.security import SecuritySettings, kafka_client_kwargs
     >>> tls = kafka_client_kwargs(SecuritySettings(kafka_security_protocol="SSL"))
     >>> async def protocol() -> str:  # aiokafka clients are made inside an event loop
     ...     return admin_client("127.0.0.1:9092", client_kwargs=tls)._client._security_protocol

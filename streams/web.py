@@ -25,9 +25,9 @@ from typing import Any
 import faust
 from faust.web import Request, Response, View
 
-from config.errors import HanzoError, ServiceUnavailableError, ValidationError
-from learners.serving import ServingEngine
-from learners.serving_models import UnknownModelError
+from hanzo.ml.config.errors import HanzoError, ServiceUnavailableError, ValidationError
+from hanzo.ml.learners.serving import ServingEngine
+from hanzo.ml.learners.serving_models import UnknownModelError
 
 logger = logging.getLogger(__name__)
 
@@ -52,11 +52,11 @@ def parse_features(body: bytes) -> dict[str, Any]:
     >>> parse_features(b'[1, 2]')
     Traceback (most recent call last):
     ...
-    config.errors.ValidationError: the body must be a JSON object of features, got a list
+    hanzo.ml.config.errors.ValidationError: the body must be a JSON object of features, got a list
     >>> parse_features(b'{"order_total": NaN}')
     Traceback (most recent call last):
     ...
-    config.errors.ValidationError: NaN is not a finite number; send finite numbers only
+    hanzo.ml.config.errors.ValidationError: NaN is not a finite number; send finite numbers only
     """
     if len(body) > MAX_BODY_BYTES:
         msg = f"the body has {len(body)} bytes, more than {MAX_BODY_BYTES}; send only the features"

@@ -6,7 +6,7 @@ import argparse
 import logging
 from typing import Any
 
-from config.settings import Settings
+from hanzo.ml.config.settings import Settings
 
 logger = logging.getLogger(__name__)
 
@@ -15,11 +15,11 @@ def run_worker(settings: Settings, pipelines: list[str]) -> int:
     """Run one worker in the foreground (SIGTERM or Ctrl-C stops it cleanly)."""
     import faust
 
-    from streams.app import create_app, start_metrics_server
-    from streams.embedded import check_kafka, check_redis, resolve_services
-    from streams.runtime import build_runtime
-    from streams.security import kafka_client_kwargs, security_from
-    from streams.topics import ensure_topics
+    from hanzo.ml.streams.app import create_app, start_metrics_server
+    from hanzo.ml.streams.embedded import check_kafka, check_redis, resolve_services
+    from hanzo.ml.streams.runtime import build_runtime
+    from hanzo.ml.streams.security import kafka_client_kwargs, security_from
+    from hanzo.ml.streams.topics import ensure_topics
 
     services = resolve_services(settings)
     password = settings.redis_password.get_secret_value() if settings.redis_password else None

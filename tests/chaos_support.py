@@ -44,12 +44,12 @@ from typing import Any
 import redis
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 
-from config.settings import Settings
-from features import Aggregate, FeatureStore, RedisOnlineStore, load_definitions
-from streams.embedded import free_port
-from streams.runtime import feature_lateness_ms
-from streams.schemas import CustomerEvent, Label, Order
-from streams.simulation import produce
+from hanzo.ml.config.settings import Settings
+from hanzo.ml.features import Aggregate, FeatureStore, RedisOnlineStore, load_definitions
+from hanzo.ml.schemas.events import CustomerEvent, Label, Order
+from hanzo.ml.streams.embedded import free_port
+from hanzo.ml.streams.runtime import feature_lateness_ms
+from hanzo.ml.streams.simulation import produce
 
 Event = Order | CustomerEvent | Label
 MODEL = "fraud_detection"
@@ -217,7 +217,8 @@ class Worker:
         with self.log_path.open("wb") as out:
             self.started_at, self.started_wall = time.monotonic(), time.time()
             self.proc = subprocess.Popen(
-                [sys.executable, "-m", "streams.cli", "worker"], env=env, stdout=out, stderr=subprocess.STDOUT
+                [sys.executable, "-m", "hanzo.ml.streams.cli", "worker"],
+                env=env, stdout=out, stderr=subprocess.STDOUT,
             )
 
     @property

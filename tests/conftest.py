@@ -12,7 +12,7 @@ from collections.abc import Iterator
 import pytest
 import redis
 
-from streams.embedded import binary_of, free_port, start_broker, start_redis, stop_process
+from hanzo.ml.streams.embedded import binary_of, free_port, start_broker, start_redis, stop_process
 
 
 @pytest.fixture(scope="session")

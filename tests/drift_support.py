@@ -9,13 +9,13 @@ from __future__ import annotations
 
 from typing import Any
 
-from config.pipeline import PipelineSpec
-from learners.train import HISTORY_TOPICS, _Feeder, offline_components
-from monitor import Metrics, Monitor
-from registry import Registry
-from streams.drift_responder import DriftResponder, build_responder
-from streams.learner_service import LabelBatchOutcome
-from streams.simulation import DriftSpec, Simulator, SimulatorConfig
+from hanzo.ml.learners.spec import PipelineSpec
+from hanzo.ml.monitor import Metrics, Monitor
+from hanzo.ml.registry import Registry
+from hanzo.ml.streams.drift_responder import DriftResponder, build_responder
+from hanzo.ml.streams.learner_service import LabelBatchOutcome
+from hanzo.ml.streams.simulation import DriftSpec, Simulator, SimulatorConfig
+from hanzo.ml.streams.train import HISTORY_TOPICS, _Feeder, offline_components
 
 CHANGE_AT = 3000
 ORDERS = 5000

@@ -13,9 +13,9 @@ from dataclasses import dataclass
 
 import pytest
 
-from config.errors import ConfigError
-from features import Aggregate, EventRecord, FeatureStore
-from streams.schemas import CustomerEvent, Order, OrderItem
+from hanzo.ml.config.errors import ConfigError
+from hanzo.ml.features import Aggregate, EventRecord, FeatureStore
+from hanzo.ml.schemas.events import CustomerEvent, Order, OrderItem
 
 T0 = 1_700_000_000_000
 MIN = 60_000

@@ -17,11 +17,11 @@ and writes what a shop reads to Redis (keys in :mod:`learners.families.keys`):
 conventions are in :mod:`learners.families.events`.
 """
 
-from learners.families.demand import DemandForecaster, DemandScore, evaluate_demand, seasonal_naive
-from learners.families.events import price_visit, search_event, search_properties
-from learners.families.keys import family_key, write_json
-from learners.families.pricing import PriceOptimizer, PriceScore, evaluate_pricing
-from learners.families.ranking import (
+from hanzo.ml.learners.families.demand import DemandForecaster, DemandScore, evaluate_demand, seasonal_naive
+from hanzo.ml.learners.families.events import price_visit, search_event, search_properties
+from hanzo.ml.learners.families.keys import family_key, write_json
+from hanzo.ml.learners.families.pricing import PriceOptimizer, PriceScore, evaluate_pricing
+from hanzo.ml.learners.families.ranking import (
     PopularityRanker,
     ProductInfo,
     RankScore,
@@ -29,8 +29,8 @@ from learners.families.ranking import (
     evaluate_ranking,
     ndcg_at_k,
 )
-from learners.families.reco import PopularityRecommender, Recommender, RecoScore, evaluate_reco
-from learners.families.streaming import (
+from hanzo.ml.learners.families.reco import PopularityRecommender, Recommender, RecoScore, evaluate_reco
+from hanzo.ml.learners.families.streaming import (
     DemandLearner,
     FamilyLearner,
     PricingLearner,

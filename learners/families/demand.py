@@ -15,7 +15,7 @@ from typing import Any
 
 from river import linear_model, optim, preprocessing, time_series
 
-from learners.families.keys import family_key, write_json
+from hanzo.ml.learners.families.keys import family_key, write_json
 
 logger = logging.getLogger(__name__)
 

@@ -27,7 +27,7 @@ import logging
 from dataclasses import dataclass
 from typing import Any
 
-from learners.families.ranking import ProductInfo
+from hanzo.ml.learners.families.ranking import ProductInfo
 
 logger = logging.getLogger(__name__)
 
@@ -91,7 +91,7 @@ def search_event(event: Any) -> SearchEvent | None:
 
     Examples
     --------
-    >>> from streams.schemas import CustomerEvent
+    >>> from hanzo.ml.schemas.events import CustomerEvent
     >>> e = CustomerEvent(event_id="q1", customer_id="c1", event_time=1_767_225_600_000, type="search",
     ...                   query="books cheap", properties=search_properties(
     ...                       ["p1", "p2"], [9.5, 20.0], [frozenset({"cheap"}), frozenset()], "books"))

@@ -19,7 +19,7 @@ from typing import Any
 
 import redis
 
-from config.errors import ConfigError, ServiceUnavailableError
+from hanzo.ml.config.errors import ConfigError, ServiceUnavailableError
 
 logger = logging.getLogger(__name__)
 

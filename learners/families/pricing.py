@@ -25,7 +25,7 @@ from typing import Any, Literal, Protocol
 
 from river import linear_model
 
-from learners.families.keys import family_key, write_json
+from hanzo.ml.learners.families.keys import family_key, write_json
 
 logger = logging.getLogger(__name__)
 

@@ -20,7 +20,7 @@ from typing import Any
 
 from river import compose, linear_model, optim, preprocessing
 
-from learners.families.keys import family_key, write_json
+from hanzo.ml.learners.families.keys import family_key, write_json
 
 logger = logging.getLogger(__name__)
 

@@ -19,7 +19,7 @@ from typing import Any
 import numpy as np
 from river import optim, reco
 
-from learners.families.keys import family_key, write_json
+from hanzo.ml.learners.families.keys import family_key, write_json
 
 logger = logging.getLogger(__name__)
 

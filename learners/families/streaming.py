@@ -22,21 +22,21 @@ from collections import Counter, deque
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from config.errors import ConfigError
-from config.pipeline import PipelineSpec
-from learners.factory import build_estimator, build_model
-from learners.families.demand import SEASON, DemandForecaster, seasonal_naive
-from learners.families.events import (
+from hanzo.ml.config.errors import ConfigError
+from hanzo.ml.learners.factory import build_estimator, build_model
+from hanzo.ml.learners.families.demand import SEASON, DemandForecaster, seasonal_naive
+from hanzo.ml.learners.families.events import (
     SESSION_WINDOW_MS,
     VISIT_WINDOW_MS,
     PriceVisitEvent,
     price_visit,
     search_event,
 )
-from learners.families.pricing import PriceOptimizer
-from learners.families.ranking import FEATURES, PopularityRanker, SearchRanker, ndcg_at_k
-from learners.families.reco import PopularityRecommender, Recommender
-from learners.metrics import MetricSet
+from hanzo.ml.learners.families.pricing import PriceOptimizer
+from hanzo.ml.learners.families.ranking import FEATURES, PopularityRanker, SearchRanker, ndcg_at_k
+from hanzo.ml.learners.families.reco import PopularityRecommender, Recommender
+from hanzo.ml.learners.metrics import MetricSet
+from hanzo.ml.learners.spec import PipelineSpec
 
 logger = logging.getLogger(__name__)
 

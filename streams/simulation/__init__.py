@@ -4,10 +4,10 @@
 :func:`read_jsonl` keep it in a history file and :func:`produce` sends it to Kafka.
 """
 
-from streams.simulation.config import DriftSpec, SimulatorConfig
-from streams.simulation.generator import SimulationCounters, Simulator
-from streams.simulation.jsonl import read_jsonl, write_jsonl
-from streams.simulation.producer import ProduceStats, event_key, produce
+from hanzo.ml.schemas.jsonl import read_jsonl, write_jsonl
+from hanzo.ml.streams.simulation.config import DriftSpec, SimulatorConfig
+from hanzo.ml.streams.simulation.generator import SimulationCounters, Simulator
+from hanzo.ml.streams.simulation.producer import ProduceStats, event_key, produce
 
 __all__ = [
     "DriftSpec",

@@ -6,9 +6,9 @@ import logging
 import math
 import random
 
-from streams.schemas import CustomerEvent, Label, Order, OrderItem
-from streams.simulation.catalog import Catalog
-from streams.simulation.customers import DAY_MS, Customer
+from hanzo.ml.schemas.events import CustomerEvent, Label, Order, OrderItem
+from hanzo.ml.streams.simulation.catalog import Catalog
+from hanzo.ml.streams.simulation.customers import DAY_MS, Customer
 
 logger = logging.getLogger(__name__)
 

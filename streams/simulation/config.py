@@ -7,7 +7,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from streams.schemas import MAX_EVENT_TIME_MS, MIN_EVENT_TIME_MS
+from hanzo.ml.schemas.events import MAX_EVENT_TIME_MS, MIN_EVENT_TIME_MS
 
 logger = logging.getLogger(__name__)
 

@@ -8,7 +8,7 @@ import random
 from bisect import bisect_right
 from dataclasses import dataclass, field
 
-from streams.simulation.catalog import CATEGORIES
+from hanzo.ml.streams.simulation.catalog import CATEGORIES
 
 logger = logging.getLogger(__name__)
 

@@ -10,12 +10,12 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from itertools import count
 
-from config.errors import ConfigError
-from streams.schemas import CustomerEvent, Label, Order, OrderItem
-from streams.simulation.activity import HOUR_MS, MINUTE_MS, browsing, outcome, poisson
-from streams.simulation.catalog import RESALE_CATEGORIES, Catalog
-from streams.simulation.config import SimulatorConfig
-from streams.simulation.customers import (
+from hanzo.ml.config.errors import ConfigError
+from hanzo.ml.schemas.events import CustomerEvent, Label, Order, OrderItem
+from hanzo.ml.streams.simulation.activity import HOUR_MS, MINUTE_MS, browsing, outcome, poisson
+from hanzo.ml.streams.simulation.catalog import RESALE_CATEGORIES, Catalog
+from hanzo.ml.streams.simulation.config import SimulatorConfig
+from hanzo.ml.streams.simulation.customers import (
     CHANNELS,
     DAY_MS,
     FOREIGN_DESTINATIONS,

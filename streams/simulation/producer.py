@@ -12,9 +12,9 @@ from typing import Any
 from aiokafka import AIOKafkaProducer
 from aiokafka.errors import KafkaError
 
-from config.errors import ConfigError, ServiceUnavailableError
-from streams.schemas import CustomerEvent, Label, Order, to_json
-from streams.topics import ensure_topics
+from hanzo.ml.config.errors import ConfigError, ServiceUnavailableError
+from hanzo.ml.schemas.events import CustomerEvent, Label, Order, to_json
+from hanzo.ml.streams.topics import ensure_topics
 
 logger = logging.getLogger(__name__)
 
@@ -55,7 +55,7 @@ def event_key(event: Event) -> bytes:
 
     Examples
     --------
-    >>> from streams.schemas import Label
+    >>> from hanzo.ml.schemas.events import Label
     >>> event_key(Label(label_id="l1", target="fraud", subject_id="o9", value=1.0,
     ...                 event_time=1_767_225_600_000))
     b'o9'

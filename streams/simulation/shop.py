@@ -30,10 +30,10 @@ from dataclasses import dataclass
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from streams.simulation.activity import SEARCH_WORDS, poisson
-from streams.simulation.catalog import CATEGORIES, Catalog
-from streams.simulation.config import DEFAULT_START_TIME_MS
-from streams.simulation.customers import DAY_MS, SEGMENTS, Customer, Population
+from hanzo.ml.streams.simulation.activity import SEARCH_WORDS, poisson
+from hanzo.ml.streams.simulation.catalog import CATEGORIES, Catalog
+from hanzo.ml.streams.simulation.config import DEFAULT_START_TIME_MS
+from hanzo.ml.streams.simulation.customers import DAY_MS, SEGMENTS, Customer, Population
 
 logger = logging.getLogger(__name__)
 

@@ -20,10 +20,10 @@ import logging
 import random
 from collections.abc import Iterator
 
-from learners.families.events import search_properties
-from streams.schemas import CustomerEvent, Order, OrderItem
-from streams.simulation.customers import DAY_MS, Customer
-from streams.simulation.shop import ShopSimulator
+from hanzo.ml.learners.families.events import search_properties
+from hanzo.ml.schemas.events import CustomerEvent, Order, OrderItem
+from hanzo.ml.streams.simulation.customers import DAY_MS, Customer
+from hanzo.ml.streams.simulation.shop import ShopSimulator
 
 logger = logging.getLogger(__name__)
 
@@ -139,7 +139,7 @@ def shop_events(shop: ShopSimulator) -> list[ShopEvent]:
 
     Examples
     --------
-    >>> from streams.simulation.shop import ShopSimulatorConfig
+    >>> from hanzo.ml.streams.simulation.shop import ShopSimulatorConfig
     >>> shop = ShopSimulator(ShopSimulatorConfig(seed=1, products=30, customers=20, days=3, sessions=4,
     ...                                          purchases=3, visits=5, demand_products=2))
     >>> events = shop_events(shop)

@@ -10,15 +10,15 @@ from pathlib import Path
 import pytest
 import redis
 
-from config.settings import Settings
-from features import EventRecord, FeatureStore, RedisOnlineStore, load_definitions
-from features.backfill import history_records, merge_by_event_time
-from features.cli import backfill_command
-from streams.runtime import feature_lateness_ms
-from streams.schemas import CustomerEvent, Order
-from streams.simulation.config import SimulatorConfig
-from streams.simulation.generator import Simulator
-from streams.simulation.jsonl import write_jsonl
+from hanzo.ml.config.settings import Settings
+from hanzo.ml.features import EventRecord, FeatureStore, RedisOnlineStore, load_definitions
+from hanzo.ml.features.backfill import history_records, merge_by_event_time
+from hanzo.ml.features.cli import backfill_command
+from hanzo.ml.schemas.events import CustomerEvent, Order
+from hanzo.ml.schemas.jsonl import write_jsonl
+from hanzo.ml.streams.runtime import feature_lateness_ms
+from hanzo.ml.streams.simulation.config import SimulatorConfig
+from hanzo.ml.streams.simulation.generator import Simulator
 
 pytestmark = pytest.mark.integration
 

@@ -19,15 +19,15 @@ import pytest
 from aiokafka.structs import ConsumerRecord
 from river import compose
 
-from config.pipeline import PipelineSpec
-from features import FeatureStore, InMemoryOnlineStore, RedisOnlineStore
-from learners.derived_labels import InMemoryDeadlineQueue, RedisDeadlineQueue
-from learners.vectors import InMemoryVectorStore, RedisVectorStore, VectorStore
-from streams.learner_service import LabelJoiner
-from streams.order_processor import OrderProcessor
-from streams.runtime import new_learner, wire_pipelines
-from streams.schemas import CustomerEvent, Label, Order, to_json
-from streams.simulation import Simulator, SimulatorConfig
+from hanzo.ml.features import FeatureStore, InMemoryOnlineStore, RedisOnlineStore
+from hanzo.ml.learners.derived_labels import InMemoryDeadlineQueue, RedisDeadlineQueue
+from hanzo.ml.learners.spec import PipelineSpec
+from hanzo.ml.learners.vectors import InMemoryVectorStore, RedisVectorStore, VectorStore
+from hanzo.ml.schemas.events import CustomerEvent, Label, Order, to_json
+from hanzo.ml.streams.learner_service import LabelJoiner
+from hanzo.ml.streams.order_processor import OrderProcessor
+from hanzo.ml.streams.runtime import new_learner, wire_pipelines
+from hanzo.ml.streams.simulation import Simulator, SimulatorConfig
 
 pytestmark = pytest.mark.integration
 

@@ -17,11 +17,11 @@ import pytest
 import redis
 from aiokafka.admin import AIOKafkaAdminClient
 
-from config.errors import RegistryError
-from registry import Registry
-from streams.embedded import binary_of, free_port, start_broker, stop_process
-from streams.schemas import Label, Order
-from streams.simulation import Simulator, SimulatorConfig, produce
+from hanzo.ml.config.errors import RegistryError
+from hanzo.ml.registry import Registry
+from hanzo.ml.schemas.events import Label, Order
+from hanzo.ml.streams.embedded import binary_of, free_port, start_broker, stop_process
+from hanzo.ml.streams.simulation import Simulator, SimulatorConfig, produce
 from tests.chaos_support import (
     MODEL,
     Worker,

@@ -16,7 +16,7 @@ import time
 import pytest
 import redis
 
-from streams.simulation import Simulator, SimulatorConfig, produce
+from hanzo.ml.streams.simulation import Simulator, SimulatorConfig, produce
 from tests.chaos_support import (
     BackgroundProducer,
     Supervisor,

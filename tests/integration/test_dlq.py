@@ -9,12 +9,12 @@ import json
 import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 
-from config.errors import ServiceUnavailableError
-from config.settings import Settings
-from streams.dead_letters import DeadLetter
-from streams.dlq import add_commands, read_dead_letters, replay
-from streams.embedded import free_port
-from streams.topics import ensure_topics
+from hanzo.ml.config.errors import ServiceUnavailableError
+from hanzo.ml.config.settings import Settings
+from hanzo.ml.schemas.dead_letters import DeadLetter
+from hanzo.ml.streams.dlq import add_commands, read_dead_letters, replay
+from hanzo.ml.streams.embedded import free_port
+from hanzo.ml.streams.topics import ensure_topics
 
 pytestmark = pytest.mark.integration
 

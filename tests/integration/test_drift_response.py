@@ -32,13 +32,13 @@ import redis
 import yaml
 from prometheus_client import CollectorRegistry
 
-from learners.keys import score_key
-from monitor import Metrics
-from registry import Registry
-from registry.records import AliasEvent
-from streams.embedded import free_port
-from streams.schemas import Label, Order
-from streams.simulation import Simulator, SimulatorConfig, produce
+from hanzo.ml.learners.keys import score_key
+from hanzo.ml.monitor import Metrics
+from hanzo.ml.registry import Registry
+from hanzo.ml.registry.records import AliasEvent
+from hanzo.ml.schemas.events import Label, Order
+from hanzo.ml.streams.embedded import free_port
+from hanzo.ml.streams.simulation import Simulator, SimulatorConfig, produce
 from tests.chaos_support import scrape, worker_env
 from tests.drift_support import (
     CHALLENGER,
@@ -109,7 +109,7 @@ def test_challenger_is_promoted_after_a_concept_change(
     log = tmp_path / "worker.log"
     with log.open("wb") as out:
         worker = subprocess.Popen(
-            [sys.executable, "-m", "streams.cli", "worker", "--pipeline", str(spec_path)],
+            [sys.executable, "-m", "hanzo.ml.streams.cli", "worker", "--pipeline", str(spec_path)],
             env=env,
             stdout=out,
             stderr=subprocess.STDOUT,

@@ -12,10 +12,10 @@ import pytest
 import redis
 from aiokafka.admin import AIOKafkaAdminClient
 
-from config.errors import ServiceUnavailableError
-from config.settings import Settings
-from streams import embedded
-from streams.embedded import (
+from hanzo.ml.config.errors import ServiceUnavailableError
+from hanzo.ml.config.settings import Settings
+from hanzo.ml.streams import embedded
+from hanzo.ml.streams.embedded import (
     check_kafka,
     check_redis,
     down,
@@ -24,7 +24,7 @@ from streams.embedded import (
     resolve_services,
     up,
 )
-from streams.topics import ensure_topics
+from hanzo.ml.streams.topics import ensure_topics
 
 pytestmark = pytest.mark.integration
 

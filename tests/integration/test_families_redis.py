@@ -5,7 +5,7 @@ import json
 import pytest
 import redis
 
-from learners.families import (
+from hanzo.ml.learners.families import (
     DemandForecaster,
     PriceOptimizer,
     ProductInfo,
@@ -51,10 +51,10 @@ def test_every_family_publishes_its_keys(redis_client: redis.Redis, key_prefix: 
 
 
 def test_train_writes_each_familys_outputs_to_redis(redis_client: redis.Redis, key_prefix: str) -> None:
-    from config.pipeline import PipelineSpec
-    from learners.train import train
-    from streams.simulation.shop import ShopSimulator, ShopSimulatorConfig
-    from streams.simulation.shop_events import shop_events
+    from hanzo.ml.learners.spec import PipelineSpec
+    from hanzo.ml.streams.simulation.shop import ShopSimulator, ShopSimulatorConfig
+    from hanzo.ml.streams.simulation.shop_events import shop_events
+    from hanzo.ml.streams.train import train
 
     shop = ShopSimulator(
         ShopSimulatorConfig(

@@ -14,10 +14,10 @@ from pathlib import Path
 import pytest
 import redis
 
-from streams.embedded import free_port
-from streams.simulation import Simulator, SimulatorConfig, produce
-from streams.simulation.shop import ShopSimulator, ShopSimulatorConfig
-from streams.simulation.shop_events import shop_events
+from hanzo.ml.streams.embedded import free_port
+from hanzo.ml.streams.simulation import Simulator, SimulatorConfig, produce
+from hanzo.ml.streams.simulation.shop import ShopSimulator, ShopSimulatorConfig
+from hanzo.ml.streams.simulation.shop_events import shop_events
 from tests.chaos_support import worker_env
 
 pytestmark = pytest.mark.integration
@@ -73,7 +73,7 @@ def test_worker_runs_all_six_pipelines(kafka_bootstrap, redis_url, topic_names, 
     log = tmp_path / "worker.log"
     with log.open("wb") as out:
         proc = subprocess.Popen(
-            [sys.executable, "-m", "streams.cli", "worker", *args],
+            [sys.executable, "-m", "hanzo.ml.streams.cli", "worker", *args],
             env=env,
             stdout=out,
             stderr=subprocess.STDOUT,

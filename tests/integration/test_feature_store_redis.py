@@ -13,9 +13,15 @@ import redis
 import redis.asyncio
 from redis.crc import key_slot
 
-from features import EventRecord, FeatureStore, InMemoryOnlineStore, RedisOnlineStore, load_definitions
-from features.redis_store import EVENTS_PER_CALL
-from streams.schemas import OrderItem
+from hanzo.ml.features import (
+    EventRecord,
+    FeatureStore,
+    InMemoryOnlineStore,
+    RedisOnlineStore,
+    load_definitions,
+)
+from hanzo.ml.features.redis_store import EVENTS_PER_CALL
+from hanzo.ml.schemas.events import OrderItem
 from tests.feature_store_suite import (
     AGGS,
     DAY,

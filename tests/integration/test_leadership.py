@@ -6,7 +6,7 @@ import time
 
 import pytest
 
-from streams.leadership import Lease, claim_worker_id
+from hanzo.ml.streams.leadership import Lease, claim_worker_id
 
 pytestmark = pytest.mark.integration
 

@@ -24,11 +24,11 @@ import pytest
 import redis
 from aiokafka import AIOKafkaProducer
 
-from config.errors import ServiceUnavailableError
-from streams.embedded import check_redis, free_port, redis_binary, start_redis, stop_process
-from streams.rebuild import EpochMarker
-from streams.schemas import CustomerEvent, Order, to_json
-from streams.simulation import Simulator, SimulatorConfig, produce
+from hanzo.ml.config.errors import ServiceUnavailableError
+from hanzo.ml.schemas.events import CustomerEvent, Order, to_json
+from hanzo.ml.streams.embedded import check_redis, free_port, redis_binary, start_redis, stop_process
+from hanzo.ml.streams.rebuild import EpochMarker
+from hanzo.ml.streams.simulation import Simulator, SimulatorConfig, produce
 from tests.chaos_support import (
     BackgroundProducer,
     Worker,

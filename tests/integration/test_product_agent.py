@@ -12,13 +12,13 @@ from pathlib import Path
 import pytest
 import redis
 
-from features import FeatureStore, RedisOnlineStore
-from streams.embedded import free_port
-from streams.schemas import Order
-from streams.simulation.config import SimulatorConfig
-from streams.simulation.generator import Simulator
-from streams.simulation.producer import produce
-from streams.topics import ensure_topics
+from hanzo.ml.features import FeatureStore, RedisOnlineStore
+from hanzo.ml.schemas.events import Order
+from hanzo.ml.streams.embedded import free_port
+from hanzo.ml.streams.simulation.config import SimulatorConfig
+from hanzo.ml.streams.simulation.generator import Simulator
+from hanzo.ml.streams.simulation.producer import produce
+from hanzo.ml.streams.topics import ensure_topics
 
 pytestmark = pytest.mark.integration
 
@@ -28,8 +28,8 @@ WORKER = """
 import sys
 import faust
 import redis
-from features import FeatureStore, RedisOnlineStore
-from streams.product_agent import add_product_agent
+from hanzo.ml.features import FeatureStore, RedisOnlineStore
+from hanzo.ml.streams.product_agent import add_product_agent
 
 bootstrap, redis_url, prefix, orders, app_id, datadir, web_port = sys.argv[1:]
 app = faust.App(

@@ -20,8 +20,8 @@ from pathlib import Path
 
 import pytest
 
-from streams.embedded import free_port
-from streams.simulation import DriftSpec, Simulator, SimulatorConfig, produce
+from hanzo.ml.streams.embedded import free_port
+from hanzo.ml.streams.simulation import DriftSpec, Simulator, SimulatorConfig, produce
 from tests.chaos_support import worker_env
 
 pytestmark = pytest.mark.integration
@@ -79,7 +79,8 @@ def test_feature_drift_fires_through_prometheus(
     worker_log, prom_log = tmp_path / "worker.log", tmp_path / "prometheus.log"
     with worker_log.open("wb") as out:
         worker = subprocess.Popen(
-            [sys.executable, "-m", "streams.cli", "worker"], env=env, stdout=out, stderr=subprocess.STDOUT
+            [sys.executable, "-m", "hanzo.ml.streams.cli", "worker"],
+            env=env, stdout=out, stderr=subprocess.STDOUT,
         )
     with prom_log.open("wb") as out:
         prom = subprocess.Popen(

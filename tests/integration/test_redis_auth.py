@@ -13,9 +13,9 @@ from pathlib import Path
 import pytest
 import redis
 
-from config.errors import ServiceUnavailableError
-from streams.embedded import binary_of, free_port, start_redis, stop_process
-from streams.security import SecuritySettings, connect_async_redis, connect_redis
+from hanzo.ml.config.errors import ServiceUnavailableError
+from hanzo.ml.streams.embedded import binary_of, free_port, start_redis, stop_process
+from hanzo.ml.streams.security import SecuritySettings, connect_async_redis, connect_redis
 
 pytestmark = pytest.mark.integration
 

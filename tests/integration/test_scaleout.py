@@ -27,7 +27,7 @@ from collections.abc import Callable
 import pytest
 import redis
 
-from streams.simulation import Simulator, SimulatorConfig
+from hanzo.ml.streams.simulation import Simulator, SimulatorConfig
 from tests.chaos_support import (
     BackgroundProducer,
     Worker,

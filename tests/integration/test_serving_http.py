@@ -17,12 +17,12 @@ from typing import Any
 import pytest
 from river import linear_model, preprocessing
 
-from features import EventRecord, FeatureStore, RedisOnlineStore
-from learners.keys import score_key
-from learners.online import OnlineLearner
-from registry import Registry
-from streams.embedded import free_port
-from streams.schemas import Order, OrderItem
+from hanzo.ml.features import EventRecord, FeatureStore, RedisOnlineStore
+from hanzo.ml.learners.keys import score_key
+from hanzo.ml.learners.online import OnlineLearner
+from hanzo.ml.registry import Registry
+from hanzo.ml.schemas.events import Order, OrderItem
+from hanzo.ml.streams.embedded import free_port
 
 pytestmark = pytest.mark.integration
 

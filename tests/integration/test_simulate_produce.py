@@ -10,9 +10,9 @@ from collections import defaultdict
 import pytest
 from aiokafka import AIOKafkaConsumer
 
-from config.errors import ServiceUnavailableError
-from streams.schemas import parse_event, to_json
-from streams.simulator import ProduceStats, Simulator, SimulatorConfig, event_key, produce
+from hanzo.ml.config.errors import ServiceUnavailableError
+from hanzo.ml.schemas.events import parse_event, to_json
+from hanzo.ml.streams.simulator import ProduceStats, Simulator, SimulatorConfig, event_key, produce
 
 pytestmark = pytest.mark.integration
 
@@ -102,7 +102,7 @@ def test_cli_produces_to_the_configured_broker(
     monkeypatch: pytest.MonkeyPatch,
     capsys: pytest.CaptureFixture[str],
 ) -> None:
-    from streams.cli import main
+    from hanzo.ml.streams.cli import main
 
     monkeypatch.setenv("HANZO_KAFKA_BOOTSTRAP", kafka_bootstrap)
     monkeypatch.setenv("HANZO_TOPIC_ORDERS", topic_names["orders"])

@@ -13,12 +13,12 @@ from __future__ import annotations
 import pytest
 import yaml
 
-from config.pipeline import PipelineSpec
-from config.settings import Settings
-from learners.train import replay, train
-from registry import Registry
-from streams.runtime import build_runtime
-from streams.simulation import Simulator, SimulatorConfig
+from hanzo.ml.config.settings import Settings
+from hanzo.ml.learners.spec import PipelineSpec
+from hanzo.ml.registry import Registry
+from hanzo.ml.streams.runtime import build_runtime
+from hanzo.ml.streams.simulation import Simulator, SimulatorConfig
+from hanzo.ml.streams.train import replay, train
 
 pytestmark = pytest.mark.integration
 

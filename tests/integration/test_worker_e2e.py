@@ -22,12 +22,12 @@ import pytest
 import redis
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
-from features import EventRecord, FeatureStore, InMemoryOnlineStore, RedisOnlineStore
-from features.windows import default_bucket_ms
-from registry import Registry
-from streams.embedded import free_port
-from streams.schemas import CustomerEvent, Label, Order
-from streams.simulation import Simulator, SimulatorConfig, produce
+from hanzo.ml.features import EventRecord, FeatureStore, InMemoryOnlineStore, RedisOnlineStore
+from hanzo.ml.features.windows import default_bucket_ms
+from hanzo.ml.registry import Registry
+from hanzo.ml.schemas.events import CustomerEvent, Label, Order
+from hanzo.ml.streams.embedded import free_port
+from hanzo.ml.streams.simulation import Simulator, SimulatorConfig, produce
 from tests.chaos_support import _read_topic, scrape, worker_env
 
 pytestmark = pytest.mark.integration
@@ -113,7 +113,8 @@ def test_worker_end_to_end(kafka_bootstrap, redis_url, topic_names, key_prefix, 
     log = tmp_path / "worker.log"
     with log.open("wb") as out:
         proc = subprocess.Popen(
-            [sys.executable, "-m", "streams.cli", "worker"], env=env, stdout=out, stderr=subprocess.STDOUT
+            [sys.executable, "-m", "hanzo.ml.streams.cli", "worker"],
+            env=env, stdout=out, stderr=subprocess.STDOUT,
         )
     client = redis.Redis.from_url(redis_url)
     try:

@@ -11,7 +11,7 @@ import pytest
 import yaml
 from prometheus_client import CollectorRegistry
 
-from monitor import Metrics
+from hanzo.ml.monitor import Metrics
 
 PROM_DIR = Path(__file__).resolve().parents[2] / "config" / "prometheus"
 ALERTS = PROM_DIR / "alerts.yml"

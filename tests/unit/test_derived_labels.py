@@ -6,19 +6,19 @@ from collections import defaultdict
 
 import pytest
 
-from config.errors import ConfigError
-from config.pipeline import PipelineSpec
-from features import FeatureStore
-from learners.derived_labels import (
+from hanzo.ml.config.errors import ConfigError
+from hanzo.ml.features import FeatureStore
+from hanzo.ml.learners.derived_labels import (
     DAY_MS,
     DerivedLabeler,
     InMemoryDeadlineQueue,
     add_churn_features,
     reference_subject,
 )
-from learners.train import offline_components, replay
-from streams.schemas import Order
-from streams.simulation import Simulator, SimulatorConfig
+from hanzo.ml.learners.spec import PipelineSpec
+from hanzo.ml.schemas.events import Order
+from hanzo.ml.streams.simulation import Simulator, SimulatorConfig
+from hanzo.ml.streams.train import offline_components, replay
 
 H = 90 * DAY_MS
 T0 = 1_767_225_600_000

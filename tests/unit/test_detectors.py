@@ -19,8 +19,8 @@ import numpy as np
 import pytest
 from river.drift import ADWIN
 
-from config.errors import ConfigError, ValidationError
-from monitor import Chi2Detector, FeatureDriftMonitor, KSDetector, LossADWIN, adjust_p_values
+from hanzo.ml.config.errors import ConfigError, ValidationError
+from hanzo.ml.monitor import Chi2Detector, FeatureDriftMonitor, KSDetector, LossADWIN, adjust_p_values
 
 
 def alarms_of(detector, stream) -> list[int]:

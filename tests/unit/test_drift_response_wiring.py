@@ -12,15 +12,15 @@ from prometheus_client import CollectorRegistry
 from river import linear_model
 from river import metrics as river_metrics
 
-from config.errors import ConfigError
-from learners.metrics import MetricSet
-from learners.online import OnlineLearner
-from monitor import Metrics
-from monitor.response import ChallengerResponse, RollbackResponse
-from registry import Registry
-from streams.drift_responder import DriftResponder, build_responder
-from streams.learner_service import LearnerSlot
-from streams.order_processor import Scorer
+from hanzo.ml.config.errors import ConfigError
+from hanzo.ml.learners.metrics import MetricSet
+from hanzo.ml.learners.online import OnlineLearner
+from hanzo.ml.monitor import Metrics
+from hanzo.ml.monitor.response import ChallengerResponse, RollbackResponse
+from hanzo.ml.registry import Registry
+from hanzo.ml.streams.drift_responder import DriftResponder, build_responder
+from hanzo.ml.streams.learner_service import LearnerSlot
+from hanzo.ml.streams.order_processor import Scorer
 from tests.drift_support import CHALLENGER, CHANGE_AT, run_replay, spec_with
 
 

@@ -12,10 +12,10 @@ from pathlib import Path
 
 import pytest
 
-from config.errors import ConfigError, ServiceUnavailableError
-from config.settings import Settings
-from streams import embedded
-from streams.embedded import (
+from hanzo.ml.config.errors import ConfigError, ServiceUnavailableError
+from hanzo.ml.config.settings import Settings
+from hanzo.ml.streams import embedded
+from hanzo.ml.streams.embedded import (
     ServiceState,
     StackState,
     cmdline_matches,
@@ -27,7 +27,7 @@ from streams.embedded import (
     stop_process,
     up,
 )
-from streams.topics import LOGICAL_TOPICS, topic_map
+from hanzo.ml.streams.topics import LOGICAL_TOPICS, topic_map
 
 
 @pytest.fixture

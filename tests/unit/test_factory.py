@@ -11,10 +11,9 @@ from typing import Any
 import pytest
 from river import compose, datasets, ensemble, linear_model, optim, tree
 
-import learners.factory as factory
-from config.errors import ConfigError
-from config.pipeline import PipelineSpec
-from learners.factory import (
+import hanzo.ml.learners.factory as factory
+from hanzo.ml.config.errors import ConfigError
+from hanzo.ml.learners.factory import (
     MODEL_TABLE,
     build_estimator,
     build_model,
@@ -23,6 +22,7 @@ from learners.factory import (
     resolve_river_class,
     supports_many,
 )
+from hanzo.ml.learners.spec import PipelineSpec
 
 PHISHING = list(itertools.islice(datasets.Phishing(), 120))
 TRUMP = list(itertools.islice(datasets.TrumpApproval(), 120))

@@ -2,8 +2,8 @@
 
 import math
 
-from learners.families import DemandForecaster, evaluate_demand, seasonal_naive
-from streams.simulation.shop import ShopSimulator, ShopSimulatorConfig
+from hanzo.ml.learners.families import DemandForecaster, evaluate_demand, seasonal_naive
+from hanzo.ml.streams.simulation.shop import ShopSimulator, ShopSimulatorConfig
 
 
 def test_seasonal_naive_repeats_last_week() -> None:

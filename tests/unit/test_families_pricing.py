@@ -1,7 +1,7 @@
 """Price optimization: LinUCB over price points against the best fixed price in hindsight and random."""
 
-from learners.families import PriceOptimizer, evaluate_pricing
-from streams.simulation.shop import ShopSimulator, ShopSimulatorConfig
+from hanzo.ml.learners.families import PriceOptimizer, evaluate_pricing
+from hanzo.ml.streams.simulation.shop import ShopSimulator, ShopSimulatorConfig
 
 
 def test_purchase_probability_falls_with_price() -> None:

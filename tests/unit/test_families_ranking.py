@@ -2,11 +2,17 @@
 
 import pytest
 
-from config.pipeline import PipelineSpec
-from learners.factory import build_model
-from learners.families import PopularityRanker, ProductInfo, SearchRanker, evaluate_ranking, ndcg_at_k
-from learners.families.ranking import FEATURES
-from streams.simulation.shop import ShopSimulator, ShopSimulatorConfig
+from hanzo.ml.learners.factory import build_model
+from hanzo.ml.learners.families import (
+    PopularityRanker,
+    ProductInfo,
+    SearchRanker,
+    evaluate_ranking,
+    ndcg_at_k,
+)
+from hanzo.ml.learners.families.ranking import FEATURES
+from hanzo.ml.learners.spec import PipelineSpec
+from hanzo.ml.streams.simulation.shop import ShopSimulator, ShopSimulatorConfig
 
 
 def test_ndcg() -> None:

@@ -1,7 +1,7 @@
 """Recommendations: BiasedMF with negative sampling against popularity."""
 
-from learners.families import PopularityRecommender, Recommender, evaluate_reco
-from streams.simulation.shop import ShopSimulator, ShopSimulatorConfig
+from hanzo.ml.learners.families import PopularityRecommender, Recommender, evaluate_reco
+from hanzo.ml.streams.simulation.shop import ShopSimulator, ShopSimulatorConfig
 
 
 def test_recommends_k_distinct_known_products() -> None:

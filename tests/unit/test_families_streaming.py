@@ -8,14 +8,14 @@ from typing import Any
 
 import pytest
 
-from config.errors import ConfigError
-from config.pipeline import PipelineSpec
-from learners.families import build_family
-from learners.train import train
-from registry import Registry
-from streams.schemas import CustomerEvent, Order, OrderItem
-from streams.simulation.shop import ShopSimulator, ShopSimulatorConfig
-from streams.simulation.shop_events import shop_events
+from hanzo.ml.config.errors import ConfigError
+from hanzo.ml.learners.families import build_family
+from hanzo.ml.learners.spec import PipelineSpec
+from hanzo.ml.registry import Registry
+from hanzo.ml.schemas.events import CustomerEvent, Order, OrderItem
+from hanzo.ml.streams.simulation.shop import ShopSimulator, ShopSimulatorConfig
+from hanzo.ml.streams.simulation.shop_events import shop_events
+from hanzo.ml.streams.train import train
 
 T0 = 1_767_225_600_000  # 2026-01-01, a midnight
 DAY = 86_400_000
@@ -128,7 +128,7 @@ def test_pricing_rewards_a_visit_with_the_order_that_follows_it() -> None:
 
 
 def test_ranking_session_collects_clicks_until_its_window_closes() -> None:
-    from learners.families import search_properties
+    from hanzo.ml.learners.families import search_properties
 
     learner = build_family(PipelineSpec.shipped("search_ranking"), lateness_ms=0, warmup=0)
     props = search_properties(["a", "b"], [5.0, 30.0], [frozenset({"cheap"}), frozenset()], "books")

@@ -6,11 +6,11 @@ from pathlib import Path
 
 import pytest
 
-import features
-from config.errors import ConfigError
-from features import Aggregate, load_definitions, raw_features
-from features.definitions import entity_keys, input_function
-from streams.schemas import CustomerEvent, Order, OrderItem
+from hanzo.ml import features
+from hanzo.ml.config.errors import ConfigError
+from hanzo.ml.features import Aggregate, load_definitions, raw_features
+from hanzo.ml.features.definitions import entity_keys, input_function
+from hanzo.ml.schemas.events import CustomerEvent, Order, OrderItem
 
 T0 = 1_700_000_000_000
 
@@ -176,10 +176,10 @@ def test_raw_features() -> None:
 
 
 def test_shared_inputs_equal_one_function_per_aggregate() -> None:
-    from features.definitions import input_functions, load_definitions
-    from streams.schemas import CustomerEvent, Order
-    from streams.simulation.config import SimulatorConfig
-    from streams.simulation.generator import Simulator
+    from hanzo.ml.features.definitions import input_functions, load_definitions
+    from hanzo.ml.schemas.events import CustomerEvent, Order
+    from hanzo.ml.streams.simulation.config import SimulatorConfig
+    from hanzo.ml.streams.simulation.generator import Simulator
 
     defs = load_definitions()
     sim = Simulator(SimulatorConfig(seed=5, orders=300, customers=50))

@@ -6,7 +6,7 @@ from collections.abc import Callable
 
 import pytest
 
-from features import EventRecord, FeatureStore, InMemoryOnlineStore
+from hanzo.ml.features import EventRecord, FeatureStore, InMemoryOnlineStore
 from tests.feature_store_suite import AGGS, DAY, T0, Clock, FeatureStoreSuite, FreshnessSuite, order
 
 

@@ -7,13 +7,20 @@ import struct
 
 import pytest
 
-from config.errors import ConfigError
-from config.settings import Settings
-from features import Aggregate, FeatureStore, InMemoryOnlineStore, RedisOnlineStore, cli, load_definitions
-from features.backend import EntityPlan
-from features.lua import render
-from features.redis_store import encode_input
-from features.windows import (
+from hanzo.ml.config.errors import ConfigError
+from hanzo.ml.config.settings import Settings
+from hanzo.ml.features import (
+    Aggregate,
+    FeatureStore,
+    InMemoryOnlineStore,
+    RedisOnlineStore,
+    cli,
+    load_definitions,
+)
+from hanzo.ml.features.backend import EntityPlan
+from hanzo.ml.features.lua import render
+from hanzo.ml.features.redis_store import encode_input
+from hanzo.ml.features.windows import (
     DAY_MS,
     HOUR_MS,
     MINUTE_MS,

@@ -8,10 +8,10 @@ from typing import Any
 from aiokafka.structs import ConsumerRecord
 from river import linear_model
 
-from learners.online import OnlineLearner
-from learners.vectors import InMemoryVectorStore, VectorWrite
-from streams.learner_service import LabelJoiner, LearnerSlot
-from streams.schemas import Label, to_json
+from hanzo.ml.learners.online import OnlineLearner
+from hanzo.ml.learners.vectors import InMemoryVectorStore, VectorWrite
+from hanzo.ml.schemas.events import Label, to_json
+from hanzo.ml.streams.learner_service import LabelJoiner, LearnerSlot
 
 T0 = 1_700_000_000_000
 

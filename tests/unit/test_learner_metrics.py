@@ -9,8 +9,8 @@ from typing import Any
 import pytest
 from river import datasets, linear_model, metrics, preprocessing, utils
 
-from config.errors import ConfigError
-from learners.metrics import (
+from hanzo.ml.config.errors import ConfigError
+from hanzo.ml.learners.metrics import (
     CLASSIFICATION_METRICS,
     FAMILY_METRICS,
     METRICS,

@@ -13,8 +13,8 @@ from pathlib import Path
 
 import pytest
 
-from config.errors import IntegrityError, RegistryError
-from registry import Registry
+from hanzo.ml.config.errors import IntegrityError, RegistryError
+from hanzo.ml.registry import Registry
 
 KEY = b"k" * 32
 

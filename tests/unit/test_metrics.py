@@ -8,9 +8,9 @@ import prometheus_client
 import pytest
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 
-import monitor.metrics
-from monitor import Metrics, serve_metrics
-from monitor.metrics import SCORING_LATENCY_BUCKETS
+from hanzo.ml import monitor
+from hanzo.ml.monitor import Metrics, serve_metrics
+from hanzo.ml.monitor.metrics import SCORING_LATENCY_BUCKETS
 
 #: The metric list agreed in the design (name without prefix -> type, labels).
 EXPECTED = {

@@ -9,9 +9,9 @@ from typing import Any
 
 import pytest
 
-from config.errors import ValidationError
-from monitor import FeatureDriftMonitor, KSDetector, Monitor
-from monitor.two_sample import TwoSampleDetector
+from hanzo.ml.config.errors import ValidationError
+from hanzo.ml.monitor import FeatureDriftMonitor, KSDetector, Monitor
+from hanzo.ml.monitor.two_sample import TwoSampleDetector
 
 FIXED = datetime(2026, 1, 1, tzinfo=UTC)
 

@@ -13,10 +13,10 @@ from rich.console import Console
 from river import metrics as river_metrics
 from river import utils as river_utils
 
-from config.errors import HanzoError, ValidationError
-from config.settings import Settings
-from monitor import Metrics, Monitor, MonitorStatus
-from monitor.cli import add_commands, render_status, run_monitor
+from hanzo.ml.config.errors import HanzoError, ValidationError
+from hanzo.ml.config.settings import Settings
+from hanzo.ml.monitor import Metrics, Monitor, MonitorStatus
+from hanzo.ml.monitor.cli import add_commands, render_status, run_monitor
 
 T0 = datetime(2024, 11, 29, 12, 0, tzinfo=UTC)
 

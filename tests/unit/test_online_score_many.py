@@ -10,9 +10,9 @@ from typing import Any
 import pytest
 from river import compose, linear_model, preprocessing, tree
 
-from config.pipeline import PipelineSpec
-from learners.factory import build_model
-from learners.online import OnlineLearner, _linear_plan
+from hanzo.ml.learners.factory import build_model
+from hanzo.ml.learners.online import OnlineLearner, _linear_plan
+from hanzo.ml.learners.spec import PipelineSpec
 
 METHODS = ("card", "paypal", "bank_transfer", "gift_card", "crypto")
 

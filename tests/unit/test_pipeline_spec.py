@@ -10,8 +10,8 @@ import pydantic
 import pytest
 import yaml
 
-from config.errors import ConfigError
-from config.pipeline import PipelineSpec, shipped_names
+from hanzo.ml.config.errors import ConfigError
+from hanzo.ml.learners.spec import PipelineSpec, shipped_names
 
 SEED_YAML = """\
 name: churn_prediction

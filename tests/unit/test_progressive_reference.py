@@ -11,12 +11,12 @@ from __future__ import annotations
 import pytest
 from river import evaluate, metrics
 
-from config.pipeline import PipelineSpec
-from learners.factory import build_model
-from learners.online import OnlineLearner
-from learners.train import offline_components, replay
-from streams.runtime import new_learner
-from streams.simulation import Simulator, SimulatorConfig
+from hanzo.ml.learners.factory import build_model
+from hanzo.ml.learners.online import OnlineLearner
+from hanzo.ml.learners.spec import PipelineSpec
+from hanzo.ml.streams.runtime import new_learner
+from hanzo.ml.streams.simulation import Simulator, SimulatorConfig
+from hanzo.ml.streams.train import offline_components, replay
 
 
 class Recording(OnlineLearner):

@@ -9,10 +9,10 @@ from pathlib import Path
 import pytest
 from river import linear_model, preprocessing
 
-import registry
-from config.errors import ConfigError, RegistryError
-from registry import Registry, evaluate_gate
-from registry.versions import sort_versions
+from hanzo.ml import registry
+from hanzo.ml.config.errors import ConfigError, RegistryError
+from hanzo.ml.registry import Registry, evaluate_gate
+from hanzo.ml.registry.versions import sort_versions
 
 
 def _trained_pipeline() -> object:
@@ -309,7 +309,7 @@ def test_an_append_cut_short_by_a_crash_does_not_break_the_alias_log(
     with log.open("ab") as handle:
         handle.write(b'{"time": "2024-01-01T00:00:00Z", "alias": "produ')  # the crash
     reg.promote("m", "2.0.0")
-    with caplog.at_level("WARNING", logger="registry.history"):
+    with caplog.at_level("WARNING", logger="hanzo.ml.registry.history"):
         events = reg.history("m")
     assert [(e.action, e.to_version) for e in events] == [("promote", "1.0.0"), ("promote", "2.0.0")]
     assert "line 2 is not a valid alias event" in caplog.text

@@ -8,10 +8,10 @@ from pathlib import Path
 import pytest
 from pydantic import SecretStr
 
-from config.errors import RegistryError
-from config.settings import Settings
-from registry import Registry
-from registry.cli import add_commands
+from hanzo.ml.config.errors import RegistryError
+from hanzo.ml.config.settings import Settings
+from hanzo.ml.registry import Registry
+from hanzo.ml.registry.cli import add_commands
 
 
 def _run(argv: list[str], settings: Settings) -> int:

@@ -10,8 +10,8 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
-from registry import Registry
-from registry.storage import TEMP_PREFIX
+from hanzo.ml.registry import Registry
+from hanzo.ml.registry.storage import TEMP_PREFIX
 
 PER_WRITER = 12
 KEY = b"concurrency-key"

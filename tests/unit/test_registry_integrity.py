@@ -9,9 +9,9 @@ from pathlib import Path
 
 import pytest
 
-from config.errors import IntegrityError, RegistryError
-from registry import Registry
-from registry.signing import canonical_json, sign
+from hanzo.ml.config.errors import IntegrityError, RegistryError
+from hanzo.ml.registry import Registry
+from hanzo.ml.registry.signing import canonical_json, sign
 
 KEY = b"k" * 32
 

@@ -10,9 +10,9 @@ from pathlib import Path
 
 import pytest
 
-from config.errors import RegistryError
-from registry import ArtifactStorage, FileSystemStorage
-from registry.storage import TEMP_PREFIX
+from hanzo.ml.config.errors import RegistryError
+from hanzo.ml.registry import ArtifactStorage, FileSystemStorage
+from hanzo.ml.registry.storage import TEMP_PREFIX
 
 FACTORIES: dict[str, Callable[[Path], ArtifactStorage]] = {"filesystem": FileSystemStorage}
 

@@ -9,9 +9,9 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from monitor import Monitor, MonitorStatus
-from monitor.report import build_report
-from monitor.report_cli import add_commands
+from hanzo.ml.monitor import Monitor, MonitorStatus
+from hanzo.ml.monitor.report import build_report
+from hanzo.ml.monitor.report_cli import add_commands
 
 SHIFT_AT = 3000
 N = 6000

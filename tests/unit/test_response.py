@@ -8,16 +8,16 @@ import pytest
 from river import linear_model, metrics, tree
 from river.datasets import synth
 
-from config.errors import ConfigError, RegistryError
-from monitor import LossADWIN
-from monitor.response import (
+from hanzo.ml.config.errors import ConfigError, RegistryError
+from hanzo.ml.monitor import LossADWIN
+from hanzo.ml.monitor.response import (
     AlertResponse,
     ChallengerResponse,
     Decision,
     RollbackResponse,
     make_response,
 )
-from registry import Registry
+from hanzo.ml.registry import Registry
 
 CHANGE_AT = 5000
 MARGIN = 0.05

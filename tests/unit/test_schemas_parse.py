@@ -7,8 +7,8 @@ from typing import Any
 
 import pytest
 
-from config.errors import ValidationError
-from streams.schemas import CustomerEvent, Label, Order, _parse_checked, parse_event
+from hanzo.ml.config.errors import ValidationError
+from hanzo.ml.schemas.events import CustomerEvent, Label, Order, _parse_checked, parse_event
 
 ORDER: dict[str, Any] = {
     "kind": "order",

@@ -13,9 +13,9 @@ import pytest
 import redis
 import redis.asyncio
 
-from config.errors import ConfigError
-from config.settings import Settings
-from streams.security import (
+from hanzo.ml.config.errors import ConfigError
+from hanzo.ml.config.settings import Settings
+from hanzo.ml.streams.security import (
     SecuritySettings,
     faust_broker_kwargs,
     kafka_client_kwargs,
@@ -321,11 +321,11 @@ def _kafka_security(client: object) -> tuple[str, str | None, str | None, bool]:
 
 
 async def test_every_kafka_client_receives_the_security_options(pki: dict[str, Path]) -> None:
-    from learners.vectors import InMemoryVectorStore
-    from streams.batch_consumer import BatchConsumer, ConsumerOptions
-    from streams.learner_service import LabelJoiner, LearnerService
-    from streams.simulation.producer import make_producer
-    from streams.topics import admin_client
+    from hanzo.ml.learners.vectors import InMemoryVectorStore
+    from hanzo.ml.streams.batch_consumer import BatchConsumer, ConsumerOptions
+    from hanzo.ml.streams.learner_service import LabelJoiner, LearnerService
+    from hanzo.ml.streams.simulation.producer import make_producer
+    from hanzo.ml.streams.topics import admin_client
 
     kw = kafka_client_kwargs(_sasl(kafka_ssl_ca_file=pki["ca"]))
     expected = ("SASL_SSL", "SCRAM-SHA-512", "svc", True)

@@ -10,16 +10,16 @@ from pathlib import Path
 import pytest
 from river import compose, linear_model, preprocessing
 
-from config.errors import ConfigError, ValidationError
-from config.pipeline import PipelineSpec
-from features import EventRecord, FeatureStore, InMemoryOnlineStore
-from learners.factory import build_model
-from learners.online import OnlineLearner
-from learners.serving import ServingEngine
-from learners.serving_models import UnknownModelError, flat_scorer, scorer_for
-from registry import Registry
-from streams.runtime import resolve_spec_path
-from streams.schemas import Order, OrderItem
+from hanzo.ml.config.errors import ConfigError, ValidationError
+from hanzo.ml.features import EventRecord, FeatureStore, InMemoryOnlineStore
+from hanzo.ml.learners.factory import build_model
+from hanzo.ml.learners.online import OnlineLearner
+from hanzo.ml.learners.serving import ServingEngine
+from hanzo.ml.learners.serving_models import UnknownModelError, flat_scorer, scorer_for
+from hanzo.ml.learners.spec import PipelineSpec
+from hanzo.ml.registry import Registry
+from hanzo.ml.schemas.events import Order, OrderItem
+from hanzo.ml.streams.runtime import resolve_spec_path
 
 T0 = 1_700_000_000_000
 FEATURES = ["orders_24h", "spend_24h", "lifetime_spend", "order_total"]

@@ -11,11 +11,11 @@ import pydantic
 import pytest
 from river import linear_model, preprocessing
 
-from config.errors import ConfigError, ValidationError
-from streams import simulation
-from streams.cli import main
-from streams.schemas import CustomerEvent, Label, Order, parse_event, to_json
-from streams.simulator import DriftSpec, Simulator, SimulatorConfig, read_jsonl, write_jsonl
+from hanzo.ml.config.errors import ConfigError, ValidationError
+from hanzo.ml.schemas.events import CustomerEvent, Label, Order, parse_event, to_json
+from hanzo.ml.streams import simulation
+from hanzo.ml.streams.cli import main
+from hanzo.ml.streams.simulator import DriftSpec, Simulator, SimulatorConfig, read_jsonl, write_jsonl
 
 HOUR_MS = 3_600_000
 DAY_MS = 86_400_000

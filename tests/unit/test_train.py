@@ -5,15 +5,15 @@ from __future__ import annotations
 import pytest
 import yaml
 
-from config.errors import ConfigError
-from config.pipeline import PipelineSpec
-from learners.cli import run_train
-from learners.online import OnlineLearner
-from learners.train import load_history, train
-from registry import Registry
-from streams.runtime import restore_learner
-from streams.schemas import Label
-from streams.simulation import Simulator, SimulatorConfig, write_jsonl
+from hanzo.ml.config.errors import ConfigError
+from hanzo.ml.learners.cli import run_train
+from hanzo.ml.learners.online import OnlineLearner
+from hanzo.ml.learners.spec import PipelineSpec
+from hanzo.ml.registry import Registry
+from hanzo.ml.schemas.events import Label
+from hanzo.ml.streams.runtime import restore_learner
+from hanzo.ml.streams.simulation import Simulator, SimulatorConfig, write_jsonl
+from hanzo.ml.streams.train import load_history, train
 
 
 @pytest.fixture(scope="module")

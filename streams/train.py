@@ -39,19 +39,19 @@ from typing import Any
 
 from aiokafka.structs import ConsumerRecord
 
-from config.errors import ConfigError
-from config.pipeline import PipelineSpec
-from features import FeatureStore, InMemoryOnlineStore
-from learners.derived_labels import InMemoryDeadlineQueue
-from learners.families import FamilyLearner, build_family
-from learners.metrics import MetricSet
-from learners.online import OnlineLearner
-from learners.vectors import InMemoryVectorStore
-from streams.learner_service import LabelJoiner, snapshot_metadata
-from streams.order_processor import OrderProcessor
-from streams.runtime import new_learner, wire_pipelines
-from streams.schemas import CustomerEvent, Label, Order, to_json
-from streams.simulation import read_jsonl
+from hanzo.ml.config.errors import ConfigError
+from hanzo.ml.features import FeatureStore, InMemoryOnlineStore
+from hanzo.ml.learners.derived_labels import InMemoryDeadlineQueue
+from hanzo.ml.learners.families import FamilyLearner, build_family
+from hanzo.ml.learners.metrics import MetricSet
+from hanzo.ml.learners.online import OnlineLearner
+from hanzo.ml.learners.spec import PipelineSpec
+from hanzo.ml.learners.vectors import InMemoryVectorStore
+from hanzo.ml.schemas.events import CustomerEvent, Label, Order, to_json
+from hanzo.ml.streams.learner_service import LabelJoiner, snapshot_metadata
+from hanzo.ml.streams.order_processor import OrderProcessor
+from hanzo.ml.streams.runtime import new_learner, wire_pipelines
+from hanzo.ml.streams.simulation import read_jsonl
 
 logger = logging.getLogger(__name__)
 
@@ -275,7 +275,7 @@ def train(
 
     Examples
     --------
-    >>> from streams.simulation import Simulator, SimulatorConfig
+    >>> from hanzo.ml.streams.simulation import Simulator, SimulatorConfig
     >>> config = SimulatorConfig(seed=3, orders=400, customers=50, orders_per_day=100,
     ...                          chargeback_delay_days=(0.5, 2.0), settle_delay_days=(0.5, 1.0))
     >>> events = sorted(Simulator(config).events(), key=lambda e: e.event_time)
@@ -357,8 +357,8 @@ def train_family(
 
     Examples
     --------
-    >>> from streams.simulation.shop import ShopSimulator, ShopSimulatorConfig
-    >>> from streams.simulation.shop_events import shop_events
+    >>> from hanzo.ml.streams.simulation.shop import ShopSimulator, ShopSimulatorConfig
+    >>> from hanzo.ml.streams.simulation.shop_events import shop_events
     >>> shop = ShopSimulator(ShopSimulatorConfig(seed=1, products=40, customers=50, days=40, sessions=300,
     ...                                          purchases=100, visits=300, demand_products=3))
     >>> result = train(PipelineSpec.shipped("search_ranking"), shop_events(shop))

@@ -12,7 +12,7 @@ from typing import Annotated, Any, Literal
 import pydantic
 from pydantic import BaseModel, ConfigDict, Field
 
-from config.errors import ValidationError
+from hanzo.ml.config.errors import ValidationError
 
 SCHEMA_VERSION = 1
 
@@ -183,7 +183,7 @@ def parse_event(data: bytes | str | dict[str, Any], kind: str | None = None) -> 
     >>> parse_event(b'{"kind":"label"}')  # doctest: +ELLIPSIS
     Traceback (most recent call last):
     ...
-    config.errors.ValidationError: label: field 'label_id' is missing; field 'target' is missing; ...
+    hanzo.ml.config.errors.ValidationError: label: field 'label_id' is missing; field 'target' is missing; ...
     """
     if isinstance(data, bytes | bytearray | str):
         # Fast path: pydantic parses and validates the JSON in one pass. Whatever it rejects goes through

@@ -6,8 +6,8 @@ import logging
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 
-from config.errors import ValidationError
-from streams.schemas import CustomerEvent, Label, Order, parse_event, to_json
+from hanzo.ml.config.errors import ValidationError
+from hanzo.ml.schemas.events import CustomerEvent, Label, Order, parse_event, to_json
 
 logger = logging.getLogger(__name__)
 
@@ -22,7 +22,7 @@ def write_jsonl(events: Iterable[Event], path: str | Path) -> int:
     Examples
     --------
     >>> import tempfile
-    >>> from streams.schemas import Label
+    >>> from hanzo.ml.schemas.events import Label
     >>> path = Path(tempfile.mkdtemp()) / "h.jsonl"
     >>> write_jsonl([Label(label_id="l1", target="fraud", subject_id="o1", value=0.0,
     ...                    event_time=1_767_225_600_000)], path)

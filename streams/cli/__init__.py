@@ -14,23 +14,23 @@ from collections.abc import Sequence
 
 from rich.console import Console
 
-from config.errors import HanzoError
-from config.settings import Settings
+from hanzo.ml.config.errors import HanzoError
+from hanzo.ml.config.settings import Settings
 
 logger = logging.getLogger(__name__)
 
 #: Modules that contribute verbs, in the order they appear in ``--help``.
 COMMAND_MODULES = (
-    "streams.embedded",
-    "streams.simulator",
-    "streams.worker",
-    "streams.demo",
-    "features.cli",
-    "learners.cli",
-    "registry.cli",
-    "monitor.cli",
-    "monitor.report_cli",
-    "streams.dlq",
+    "hanzo.ml.streams.embedded",
+    "hanzo.ml.streams.simulator",
+    "hanzo.ml.streams.worker",
+    "hanzo.ml.streams.demo",
+    "hanzo.ml.features.cli",
+    "hanzo.ml.learners.cli",
+    "hanzo.ml.registry.cli",
+    "hanzo.ml.monitor.cli",
+    "hanzo.ml.monitor.report_cli",
+    "hanzo.ml.streams.dlq",
 )
 
 console = Console(stderr=True)

@@ -2,9 +2,9 @@
 
 A spec is loaded from YAML (``PipelineSpec.from_yaml``) or a mapping (``PipelineSpec.from_dict``). Every
 section is a frozen pydantic model that forbids unknown keys; every error raised while loading is a
-:class:`~config.errors.ConfigError` whose lines name the file, the field path, the bad value and what is
-allowed. Model types are checked against the model table of :mod:`learners.factory` and metric names against
-the metric table of :mod:`learners.metrics`.
+:class:`~hanzo.ml.config.errors.ConfigError` whose lines name the file, the field path, the bad value
+and what is allowed. Model types are checked against the model table of :mod:`learners.factory` and
+metric names against the metric table of :mod:`learners.metrics`.
 
 Besides the per-entity classifiers and regressors (fraud, churn) a spec may describe a model family
 (:attr:`PipelineSpec.family`, run by :mod:`learners.families`): ``task: forecasting`` (demand, River
@@ -31,7 +31,9 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
 from pydantic import ValidationError as PydanticValidationError
 
-from config.errors import ConfigError
+from hanzo.ml.config.errors import ConfigError
+from hanzo.ml.learners.factory import MODEL_TABLE, check_hyperparameters, infer_task
+from hanzo.ml.learners.metrics import METRICS, unknown_metric_message
 
 logger = logging.getLogger(__name__)
 
@@ -164,8 +166,6 @@ class ModelSection(_Section):
     @classmethod
     def _infer_task(cls, data: Any) -> Any:
         if isinstance(data, Mapping) and data.get("task") is None and isinstance(data.get("type"), str):
-            from learners.factory import infer_task  # the factory imports this module
-
             try:
                 task = infer_task(data["type"])
             except ConfigError:
@@ -176,8 +176,6 @@ class ModelSection(_Section):
     @field_validator("type")
     @classmethod
     def _check_type(cls, value: str) -> str:
-        from learners.factory import infer_task
-
         try:
             infer_task(value)
         except ConfigError as exc:
@@ -190,8 +188,6 @@ class ModelSection(_Section):
         model_type = info.data.get("type")
         if model_type is None:
             return task
-        from learners.factory import MODEL_TABLE, infer_task
-
         entry = MODEL_TABLE.get(model_type)
         implied = infer_task(model_type) if entry is None else None
         supported: tuple[str, ...] = entry.tasks if entry is not None else ((implied,) if implied else ())
@@ -239,8 +235,6 @@ class ModelSection(_Section):
         model_type, task = info.data.get("type"), info.data.get("task")
         if model_type is None or task is None:
             return hyperparameters
-        from learners.factory import check_hyperparameters
-
         try:
             check_hyperparameters(model_type, task, hyperparameters)
         except ConfigError as exc:
@@ -265,8 +259,6 @@ class EvaluationSection(_Section):
     @field_validator("metrics")
     @classmethod
     def _check_metrics(cls, metrics: tuple[str, ...]) -> tuple[str, ...]:
-        from learners.metrics import METRICS, unknown_metric_message
-
         for name in metrics:
             if name not in METRICS:
                 raise ValueError(unknown_metric_message(name))
@@ -279,8 +271,6 @@ class EvaluationSection(_Section):
     @field_validator("threshold")
     @classmethod
     def _check_threshold(cls, threshold: dict[str, float], info: ValidationInfo) -> dict[str, float]:
-        from learners.metrics import METRICS, unknown_metric_message
-
         for name, value in threshold.items():
             if name not in METRICS:
                 raise ValueError(unknown_metric_message(name))
@@ -407,8 +397,6 @@ def _suggest(name: str, known: list[str]) -> str:
 def _implied_task(model_type: Any) -> str | None:
     if not isinstance(model_type, str):
         return None
-    from learners.factory import infer_task
-
     try:
         return infer_task(model_type)
     except ConfigError:
@@ -428,9 +416,6 @@ def _fill_defaults(data: dict[str, Any]) -> None:
     model, evaluation = data.get("model"), data.get("evaluation", {})
     source = data.get("data")
     if isinstance(model, dict) and isinstance(evaluation, dict) and model.get("task") is None:
-        from learners.factory import infer_task
-        from learners.metrics import METRICS
-
         try:
             implied = infer_task(model["type"]) if isinstance(model.get("type"), str) else "unknown"
         except ConfigError:
@@ -441,8 +426,6 @@ def _fill_defaults(data: dict[str, Any]) -> None:
             if tasks == {"regression"}:
                 model["task"] = "regression"
     if isinstance(evaluation, dict) and evaluation.get("metrics") is None:
-        from learners.factory import infer_task
-
         model = model if isinstance(model, dict) else {}
         task = model.get("task")
         if task is None and isinstance(model.get("type"), str):
@@ -496,7 +479,7 @@ class PipelineSpec(_Section):
     >>> PipelineSpec.from_dict({**spec.model_dump(), "model": {"type": "gradient_boost"}}, source="x.yaml")
     Traceback (most recent call last):
     ...
-    config.errors.ConfigError: x.yaml: model.type: 'gradient_boost' is not a known model type; ...
+    hanzo.ml.config.errors.ConfigError: x.yaml: model.type: 'gradient_boost' is not a known model type; ...
     """
 
     name: str = Field(pattern=SLUG)
@@ -529,8 +512,6 @@ class PipelineSpec(_Section):
 
     @model_validator(mode="after")
     def _check_across_sections(self) -> PipelineSpec:
-        from learners.metrics import METRICS
-
         metric_task = "regression" if self.model.task == "forecasting" else self.model.task
         wrong = [m for m in self.evaluation.metrics if METRICS[m].task != metric_task]
         if wrong:
@@ -651,7 +632,7 @@ class PipelineSpec(_Section):
         return cls.from_yaml(_PIPELINES_DIR / f"{name}.yaml")
 
 
-_PIPELINES_DIR = Path(__file__).parent / "pipelines"
+_PIPELINES_DIR = Path(__file__).resolve().parent.parent / "config" / "pipelines"
 
 
 def shipped_names() -> list[str]:
