@@ -5,7 +5,7 @@ through the feature store (Redis backend), trains the shipped ``fraud_detection`
 orders and registers it, then measures:
 
 * ``lookup_p50_ms`` / ``lookup_p99_ms``: :meth:`ServingEngine.lookup_score` (one ``GET`` + JSON);
-* ``predict_p50_ms_cN`` / ``predict_p99_ms_cN``: ``await engine.predict(...)`` with N = 1, 16, 64
+* ``predict_p50_ms_cN`` / ``predict_p99_ms_cN``: ``await engine.apredict(...)`` with N = 1, 16, 64
   concurrent callers in a closed loop (each sends its next request when the previous one is answered);
   request-time values vary, so the prediction cache almost never hits;
 * ``http_predict_p50_ms_500rps`` / ``http_predict_p99_ms_500rps``: ``POST /predict/fraud_detection`` to
@@ -136,7 +136,7 @@ async def measure_predicts(engine: ServingEngine, model: str, customers: list[st
         while time.perf_counter() < deadline:
             r = request(rng, customers)
             t = time.perf_counter()
-            await engine.predict(model=model, features=r)
+            await engine.apredict(model=model, features=r)
             latencies.append(time.perf_counter() - t)
 
     await asyncio.gather(*(caller(i) for i in range(concurrency)))

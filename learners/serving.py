@@ -7,7 +7,7 @@ model it serves, which may follow a registry alias (``production``) and be swapp
 
 Guarantees, stated plainly:
 
-- Concurrent :meth:`ServingEngine.predict` calls are collected into batches of at most ``max_batch``.
+- Concurrent :meth:`ServingEngine.apredict` calls are collected into batches of at most ``max_batch``.
   A batch is sent when it is full or on the next turn of the event loop (no timer), so an idle engine
   adds no wait and the callers answered by one batch come back together as the next one. One batch
   reads the features of all its entities with one store call per entity kind (``get_features_batch``).
@@ -22,7 +22,7 @@ Guarantees, stated plainly:
 - The cache hits only when the stored values just read equal those the cached score was computed from
   (see :mod:`learners.serving_cache`); it saves the model call, not the store read.
 
-The engine is driven by one event loop; :meth:`ServingEngine.predict_sync` may be called from another
+The engine is driven by one event loop; :meth:`ServingEngine.predict` may be called from another
 thread with a thread-safe store (the Redis one), not with :class:`features.InMemoryOnlineStore`.
 """
 
@@ -94,10 +94,10 @@ class ServingEngine:
     >>> engine.register("fraud", linear_model.LogisticRegression(), ["orders_24h", "order_total"],
     ...                 version="1.0.0")
     >>> request = {"customer_id": "cust_123", "order_total": 120.0}
-    >>> p = asyncio.run(engine.predict(model="fraud", features=request))
+    >>> p = asyncio.run(engine.apredict(model="fraud", features=request))
     >>> p.score, p.version, p.cached, p.features
     (0.5, '1.0.0', False, {'orders_24h': 0.0, 'order_total': 120.0})
-    >>> engine.predict_sync("fraud", request).cached
+    >>> engine.predict("fraud", request).cached
     True
     """
 
@@ -151,7 +151,7 @@ class ServingEngine:
         self,
         name: str,
         model: Any,
-        features: Sequence[str],
+        features: Sequence[str] | None = None,
         entity: str = "customer",
         version: str | None = None,
         *,
@@ -161,8 +161,12 @@ class ServingEngine:
         """Serve ``model`` as ``name`` (replacing what was served under that name, between batches).
 
         ``features`` are the model's inputs in order: those the store keeps for ``entity`` are read from
-        it, the others (``order_total``...) come with each request.
+        it, the others (``order_total``...) come with each request. ``None``: every feature the store
+        keeps for ``entity``.
         """
+        if features is None:
+            known = self.store.list_features()
+            features = [f.name for f in known if f.entity == entity and f.kind != "request"]
         self._models[name] = self._entry(name, model, features, entity, version, sha256, alias)
         logger.info("serving %s@%s (%s features from %s)", name, version, len(features), entity)
 
@@ -257,7 +261,7 @@ class ServingEngine:
                 ignored.append(k)
         return Request(model, entity_id, values, tuple(ignored))
 
-    async def predict(self, model: str, features: Mapping[str, Any]) -> Prediction:
+    async def apredict(self, model: str, features: Mapping[str, Any]) -> Prediction:
         """Score one entity with ``model``; ``features`` holds ``<entity>_id`` and request-time values.
 
         Raises :class:`UnknownModelError` for a model not served and :class:`config.errors.ValidationError`
@@ -276,8 +280,12 @@ class ServingEngine:
             loop.call_soon(self._tick, loop)
         return await future
 
-    def predict_sync(self, model: str, features: Mapping[str, Any]) -> Prediction:
-        """Score one entity now, in the calling thread (no batching)."""
+    def predict(self, model: str, features: Mapping[str, Any]) -> Prediction:
+        """Score one entity now, in the calling thread (no batching); :meth:`apredict` batches on a loop.
+
+        Raises :class:`UnknownModelError` for a model not served and
+        :class:`~hanzo.ml.config.errors.ValidationError` for a missing entity id or a bad value.
+        """
         result = self._process([self._request(model, features)])[0]
         if isinstance(result, BaseException):
             raise result

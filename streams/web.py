@@ -151,7 +151,7 @@ def register_views(
         async def post(self, request: Request, model: str) -> Response:
             try:
                 features = parse_features(await request.read())
-                prediction = await engine.predict(model=model, features=features)
+                prediction = await engine.apredict(model=model, features=features)
             except Exception as exc:
                 return failure(self, exc, f"POST /predict/{model}")
             return json_response(self, prediction.to_dict())

@@ -87,14 +87,14 @@ async def test_predict_reads_stored_features_and_takes_request_values(store: Fea
     model = trained(1.0)
     engine = ServingEngine(store)
     engine.register("fraud", model, FEATURES, version="1.0.0")
-    p = await engine.predict(model="fraud", features={"customer_id": "c3", "order_total": 120.0})
+    p = await engine.apredict(model="fraud", features={"customer_id": "c3", "order_total": 120.0})
     stored = store.get_features(customer_id="c3", features=["orders_24h", "spend_24h", "lifetime_spend"])
     assert p.features == {**stored, "order_total": 120.0}
     assert stored["orders_24h"] == 5.0  # c3 placed orders 3, 13, 23, 33, 43
     assert p.score == pytest.approx(model.score(p.features))
     assert (p.model, p.version, p.entity_id, p.cached) == ("fraud", "1.0.0", "c3", False)
     # a request-time value overrides the stored one; keys the model does not use are reported
-    q = await engine.predict(model="fraud", features={"customer_id": "c3", "orders_24h": 0.0, "coupon": "x"})
+    q = await engine.apredict(model="fraud", features={"customer_id": "c3", "orders_24h": 0.0, "coupon": "x"})
     assert q.features["orders_24h"] == 0.0 and "order_total" not in q.features
     assert q.ignored == ("coupon",)
     assert q.score == pytest.approx(model.score(q.features))
@@ -103,7 +103,7 @@ async def test_predict_reads_stored_features_and_takes_request_values(store: Fea
 async def test_unknown_entity_gets_the_store_defaults(store: FeatureStore) -> None:
     engine = ServingEngine(store)
     engine.register("fraud", trained(1.0), FEATURES)
-    p = await engine.predict(model="fraud", features={"customer_id": "nobody", "order_total": 5.0})
+    p = await engine.apredict(model="fraud", features={"customer_id": "nobody", "order_total": 5.0})
     assert p.features == {"orders_24h": 0.0, "spend_24h": 0.0, "lifetime_spend": 0.0, "order_total": 5.0}
     assert p.entity_found is None  # the batched read cannot tell an unknown entity from a quiet one
 
@@ -112,20 +112,20 @@ async def test_concurrent_callers_share_one_store_read(store: FeatureStore, coun
     engine = ServingEngine(counting, max_batch=64)
     engine.register("fraud", trained(1.0), FEATURES)
     requests = [{"customer_id": f"c{i % 10}", "order_total": float(i)} for i in range(40)]
-    results = await asyncio.gather(*(engine.predict("fraud", r) for r in requests))
+    results = await asyncio.gather(*(engine.apredict("fraud", r) for r in requests))
     assert len(counting.calls) == 1
     assert sorted(counting.calls[0]) == sorted(f"c{i}" for i in range(10))  # each entity read once
     for r, p in zip(requests, results, strict=True):
         alone = ServingEngine(store, cache_size=0)
         alone.register("fraud", engine.served("fraud").model, FEATURES)
         assert p.entity_id == r["customer_id"] and p.features["order_total"] == r["order_total"]
-        assert p.score == alone.predict_sync("fraud", r).score
+        assert p.score == alone.predict("fraud", r).score
 
 
 async def test_batches_are_capped_at_max_batch(counting: CountingStore) -> None:
     engine = ServingEngine(counting, max_batch=16, cache_size=0)
     engine.register("fraud", trained(1.0), FEATURES)
-    results = await asyncio.gather(*(engine.predict("fraud", {"customer_id": f"c{i}"}) for i in range(40)))
+    results = await asyncio.gather(*(engine.apredict("fraud", {"customer_id": f"c{i}"}) for i in range(40)))
     assert len(results) == 40
     assert [len(c) for c in counting.calls] == [16, 16, 8]
 
@@ -136,17 +136,17 @@ async def test_cache_hits_until_the_entity_features_change(
     engine = ServingEngine(counting)
     engine.register("fraud", trained(1.0), FEATURES, version="1.0.0")
     request = {"customer_id": "c1", "order_total": 80.0}
-    first = await engine.predict("fraud", request)
-    second = await engine.predict("fraud", request)
+    first = await engine.apredict("fraud", request)
+    second = await engine.apredict("fraud", request)
     assert (first.cached, second.cached) == (False, True)
     assert second.score == first.score
-    other = await engine.predict("fraud", {"customer_id": "c1", "order_total": 81.0})
+    other = await engine.apredict("fraud", {"customer_id": "c1", "order_total": 81.0})
     assert not other.cached  # other request-time values, other entry
     store.apply_batch("customer", [EventRecord(order("new", "c1", 400.0, T0 + 100_000))])
-    after = await engine.predict("fraud", request)
+    after = await engine.apredict("fraud", request)
     assert not after.cached
     assert after.features["orders_24h"] == first.features["orders_24h"] + 1
-    assert (await engine.predict("fraud", request)).cached
+    assert (await engine.apredict("fraud", request)).cached
     assert len(counting.calls) == 5  # the store is read every time: that is how a change is seen
 
 
@@ -154,11 +154,11 @@ async def test_cache_misses_after_a_new_model_version(store: FeatureStore) -> No
     engine = ServingEngine(store)
     engine.register("fraud", trained(1.0), FEATURES, version="1.0.0")
     request = {"customer_id": "c2", "order_total": 300.0}
-    await engine.predict("fraud", request)
-    assert (await engine.predict("fraud", request)).cached
+    await engine.apredict("fraud", request)
+    assert (await engine.apredict("fraud", request)).cached
     new_model = trained(0.5)
     engine.register("fraud", new_model, FEATURES, version="1.1.0")
-    p = await engine.predict("fraud", request)
+    p = await engine.apredict("fraud", request)
     assert (p.cached, p.version) == (False, "1.1.0")
     assert p.score == pytest.approx(new_model.score(p.features))
 
@@ -168,9 +168,9 @@ async def test_unknown_model_names_it_and_lists_the_served_ones(store: FeatureSt
     engine.register("fraud", trained(1.0), FEATURES)
     engine.register("churn", trained(1.0), ["orders_7d"])
     with pytest.raises(UnknownModelError, match=r"unknown model 'frod'; served models: churn, fraud"):
-        await engine.predict(model="frod", features={"customer_id": "c1"})
+        await engine.apredict(model="frod", features={"customer_id": "c1"})
     with pytest.raises(UnknownModelError, match="frod"):
-        engine.predict_sync("frod", {"customer_id": "c1"})
+        engine.predict("frod", {"customer_id": "c1"})
 
 
 @pytest.mark.parametrize(
@@ -187,7 +187,7 @@ async def test_bad_requests_are_refused_by_name(store: FeatureStore, features: d
     engine = ServingEngine(store)
     engine.register("fraud", trained(1.0), FEATURES)
     with pytest.raises(ValidationError, match=message):
-        await engine.predict("fraud", features)
+        await engine.apredict("fraud", features)
 
 
 def test_register_checks_features_and_entity(store: FeatureStore) -> None:
@@ -229,7 +229,7 @@ async def test_hot_reload_swaps_between_batches_without_failed_requests(
             n += 1
             try:
                 request = {"customer_id": f"c{(i + n) % 12}", "order_total": 10.0 * n}
-                p = await engine.predict("fraud", request)
+                p = await engine.apredict("fraud", request)
             except Exception as exc:
                 errors.append(exc)
                 continue
@@ -276,7 +276,7 @@ async def test_follow_keeps_serving_when_the_registry_fails(store: FeatureStore,
     await engine.close()
     assert engine.reload_errors >= 1
     assert engine.served("fraud").version == "1.0.0"
-    p = await engine.predict("fraud", {"customer_id": "c1"})
+    p = await engine.apredict("fraud", {"customer_id": "c1"})
     assert p.version == "1.0.0"
 
 
@@ -338,7 +338,7 @@ async def test_async_reads_keep_the_loop_free_split_batches_and_answer_in_order(
     results = {}
 
     async def ask(i: int) -> None:
-        results[i] = await engine.predict("fraud", requests[i])
+        results[i] = await engine.apredict("fraud", requests[i])
         answered.append(i)
 
     first = [asyncio.create_task(ask(i)) for i in range(20)]
@@ -357,14 +357,14 @@ async def test_async_reads_keep_the_loop_free_split_batches_and_answer_in_order(
     alone = ServingEngine(store, cache_size=0)
     alone.register("fraud", engine.served("fraud").model, FEATURES)
     for r, p in zip(requests, [results[i] for i in range(60)], strict=True):
-        assert p.entity_id == r["customer_id"] and p.score == alone.predict_sync("fraud", r).score
+        assert p.entity_id == r["customer_id"] and p.score == alone.predict("fraud", r).score
 
 
 async def test_close_answers_what_waits_for_a_read(store: FeatureStore) -> None:
     slow = SlowStore(store, seconds=0.02)
     engine = ServingEngine(slow, max_batch=2, max_inflight=1)
     engine.register("fraud", trained(1.0), FEATURES)
-    tasks = [asyncio.create_task(engine.predict("fraud", {"customer_id": f"c{i}"})) for i in range(7)]
+    tasks = [asyncio.create_task(engine.apredict("fraud", {"customer_id": f"c{i}"})) for i in range(7)]
     await asyncio.sleep(0)
     await engine.close()
     assert all(t.done() for t in tasks)
@@ -373,7 +373,7 @@ async def test_close_answers_what_waits_for_a_read(store: FeatureStore) -> None:
     assert (slow.readers, slow.closed) == (1, 1)
     inline = ServingEngine(slow, max_batch=2, async_reads=False)
     inline.register("fraud", trained(1.0), FEATURES)
-    assert (await inline.predict("fraud", {"customer_id": "c1"})).entity_id == "c1"
+    assert (await inline.apredict("fraud", {"customer_id": "c1"})).entity_id == "c1"
     assert len(slow.calls) == 5 and slow.readers == 1  # read inline: no reader was made
 
 
@@ -441,11 +441,11 @@ async def test_a_feature_neither_stored_nor_given_is_a_validation_error(store: F
     engine.register("fraud", learner, list(spec.data.features))
     full = {"customer_id": "c1", "order_total": 50.0, "payment_method": "card", "country_mismatch": 0.0,
             "account_age_days": 30.0}
-    assert 0.0 <= (await engine.predict("fraud", full)).score <= 1.0
+    assert 0.0 <= (await engine.apredict("fraud", full)).score <= 1.0
     missing = {k: v for k, v in full.items() if k != "payment_method"}
     with pytest.raises(ValidationError, match="needs the feature 'payment_method'"):
-        await engine.predict("fraud", missing)
+        await engine.apredict("fraud", missing)
     # in a batch, only the request that lacks it fails
-    results = await asyncio.gather(engine.predict("fraud", full), engine.predict("fraud", missing),
+    results = await asyncio.gather(engine.apredict("fraud", full), engine.apredict("fraud", missing),
                                    return_exceptions=True)
     assert isinstance(results[1], ValidationError) and not isinstance(results[0], BaseException)
