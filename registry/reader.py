@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from hanzo.ml.config.errors import ConfigError, RegistryError
+from hanzo.ml.config.settings import Settings
 from hanzo.ml.registry.history import parse_history
 from hanzo.ml.registry.records import AliasEvent, ModelVersion
 from hanzo.ml.registry.signing import parse_manifest, verify_artifact, verify_signature
@@ -63,13 +64,15 @@ class RegistryReader:
     []
     """
 
-    def __init__(self, root: Path | ArtifactStorage, hmac_key: bytes | None = None) -> None:
+    def __init__(self, root: Path | ArtifactStorage | None = None, hmac_key: bytes | None = None) -> None:
         if hmac_key is not None and (not isinstance(hmac_key, bytes) or not hmac_key):
             msg = (
                 "registry hmac_key must be non-empty bytes (or None to skip signing); "
                 "check HANZO_REGISTRY_HMAC_KEY"
             )
             raise ConfigError(msg)
+        if root is None:  # the registry the worker writes: HANZO_REGISTRY_DIR, else <state_dir>/registry
+            root = Settings().registry_path
         self.root = root
         self.hmac_key = hmac_key
         self.storage: ArtifactStorage = (

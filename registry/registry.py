@@ -49,7 +49,8 @@ class Registry(RegistryReader):
     Parameters
     ----------
     root
-        A folder (a :class:`~registry.storage.FileSystemStorage` is made on it) or any storage.
+        A folder (a :class:`~registry.storage.FileSystemStorage` is made on it) or any storage; default
+        the worker's registry (``HANZO_REGISTRY_DIR``, else ``<HANZO_STATE_DIR>/registry``).
     hmac_key
         When set, every registered manifest is signed (HMAC-SHA256) and ``load`` refuses unsigned or
         wrongly signed versions. Without it only the SHA-256 checks corruption (see ``registry.signing``).
@@ -71,7 +72,10 @@ class Registry(RegistryReader):
     """
 
     def __init__(
-        self, root: Path | ArtifactStorage, hmac_key: bytes | None = None, keep_last: int | None = 20
+        self,
+        root: Path | ArtifactStorage | None = None,
+        hmac_key: bytes | None = None,
+        keep_last: int | None = 20,
     ) -> None:
         super().__init__(root, hmac_key)
         if keep_last is not None and keep_last < 1:
