@@ -39,6 +39,12 @@ PREDICTION = "(prediction)"
 LOSS = "(loss)"
 
 
+#: The p99 scoring latency above which ``ScoringLatencyHigh`` fires (config/prometheus/alerts.yml).
+LATENCY_P99_LIMIT_S = 0.01
+#: The rolling AUC below which ``ModelPerformanceDegraded`` fires (config/prometheus/alerts.yml).
+AUC_FLOOR = 0.7
+
+
 class DetectorState(BaseModel):
     """The state of one detector on the predictions or the loss."""
 
@@ -98,6 +104,22 @@ class MonitorStatus(BaseModel):
     latency_p99_s: float | None
     last_alarm: Alarm | None
     recent_alarms: list[Alarm]
+
+    def alerts(self, latency_p99_limit_s: float = LATENCY_P99_LIMIT_S) -> dict[str, bool]:
+        """The four model alerts of the shipped Prometheus rules, as this status shows them.
+
+        ``FeatureDrift`` and ``PredictionDrift``: a detector on the inputs / the predictions is drifting;
+        ``ModelPerformanceDegraded``: ADWIN saw the loss go up, or a rolling AUC is below 0.7;
+        ``ScoringLatencyHigh``: the recent p99 latency is above ``latency_p99_limit_s`` (10 ms).
+        """
+        value = self.metric_value
+        auc_low = self.metric_name == "auc" and value is not None and value < AUC_FLOOR
+        return {
+            "FeatureDrift": self.drift_active.get("feature", False),
+            "PredictionDrift": self.drift_active.get("prediction", False),
+            "ModelPerformanceDegraded": self.loss_adwin.drifting or auc_low,
+            "ScoringLatencyHigh": self.latency_p99_s is not None and self.latency_p99_s > latency_p99_limit_s,
+        }
 
 
 def _utc_now() -> datetime:
@@ -181,6 +203,8 @@ class Monitor:
     [('days_since_last_order', 'ks', 1), ('plan', 'chi2', 0)]
     >>> status.n_labelled, status.metric_name, len(status.metric_trend)
     (2000, 'mae', 20)
+    >>> status.alerts()["PredictionDrift"], sorted(status.alerts())
+    (True, ['FeatureDrift', 'ModelPerformanceDegraded', 'PredictionDrift', 'ScoringLatencyHigh'])
     """
 
     def __init__(
