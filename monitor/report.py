@@ -3,7 +3,7 @@
 :func:`build_report` turns a :class:`monitor.MonitorStatus` (what the worker publishes to Redis) into HTML:
 the rolling metric over time with the drift alarms marked on it, the distribution of the predictions (the
 detector's reference sample against the recent window), the drift tests per feature and the recent alarms.
-``hanzo-ml report MODEL`` (in :mod:`monitor.report_cli`) reads the status and writes the file.
+``hanzo-ml report MODEL`` (in :mod:`hanzo.ml.streams.cli.monitor`) reads the status and writes the file.
 
 The metric chart uses the times of the trend points (``MonitorStatus.metric_trend_at``) to place alarms on
 it, and the histogram uses ``MonitorStatus.prediction_histogram``. A status written by a worker whose

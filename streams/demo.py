@@ -8,7 +8,6 @@ Each run starts from an empty demo registry, so running it twice works the same 
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import json
 import os
@@ -237,19 +236,3 @@ def _summary(
         note = "run it now" if keep else "rerun with --keep-stack to leave the stack up for it"
         console.print(f"the redis-cli command that reads it ({note}):")
         console.print(command, soft_wrap=True, markup=False)
-
-
-def _cmd_demo(args: argparse.Namespace, settings: Settings) -> int:
-    return run_demo(
-        settings, seconds=args.seconds, rate=args.rate, seed=args.seed, keep_stack=args.keep_stack
-    )
-
-
-def add_commands(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
-    """Register ``demo``."""
-    p = sub.add_parser("demo", help="run everything on the embedded stack for about a minute")
-    p.add_argument("--seconds", type=float, default=60.0, help="how long to stream orders (default 60)")
-    p.add_argument("--rate", type=float, default=300.0, help="orders per second (default 300)")
-    p.add_argument("--seed", type=int, default=7)
-    p.add_argument("--keep-stack", action="store_true", help="leave the broker and Redis running afterwards")
-    p.set_defaults(func=_cmd_demo)

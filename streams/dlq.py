@@ -11,24 +11,18 @@ worker dead-letters it again, as a new dead letter. Within one call each source 
 
 from __future__ import annotations
 
-import argparse
 import asyncio
-import base64
 import json
 import logging
-import sys
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
-from typing import Any
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.errors import KafkaError
 
 from hanzo.ml.config.errors import ServiceUnavailableError
-from hanzo.ml.config.settings import Settings
 from hanzo.ml.schemas.dead_letters import DeadLetter
-from hanzo.ml.streams.security import SecuritySettings, kafka_client_kwargs, security_from
+from hanzo.ml.streams.security import SecuritySettings, kafka_client_kwargs
 
 logger = logging.getLogger(__name__)
 
@@ -238,132 +232,3 @@ async def replay(
         await producer.stop()
     logger.info("replayed %d dead letters%s", len(todo), f" to {to}" if to else "")
     return len(todo)
-
-
-# -- CLI ---------------------------------------------------------------------------------------------------
-
-
-def _bootstrap(settings: Settings) -> str:
-    if settings.kafka_bootstrap:
-        return settings.kafka_bootstrap
-    from hanzo.ml.streams.embedded import resolve_services
-
-    return resolve_services(settings).kafka_bootstrap
-
-
-def _preview(data: bytes | None, width: int = 60) -> str:
-    r"""A one-line preview of a payload.
-
-    Examples
-    --------
-    >>> _preview(b'{"a": 1}'), _preview(b"\xff\x00"), _preview(None)
-    ('{"a": 1}', '(2 bytes, not UTF-8) ff00', '(none)')
-    """
-    if data is None:
-        return "(none)"
-    try:
-        text = data.decode()
-    except UnicodeDecodeError:
-        text = f"({len(data)} bytes, not UTF-8) {data[: width // 2].hex()}"
-    text = " ".join(text.split())
-    return text if len(text) <= width else text[: width - 1] + "…"
-
-
-def _when(stamp: int | None) -> str:
-    if stamp is None:
-        return "-"
-    return datetime.fromtimestamp(stamp / 1000, UTC).strftime("%Y-%m-%d %H:%M:%S")
-
-
-def _as_json(letter: StoredDeadLetter) -> dict[str, Any]:
-    def b64(data: bytes | None) -> str | None:
-        return base64.b64encode(data).decode() if data is not None else None
-
-    return {
-        "reason": letter.reason,
-        "error": letter.error,
-        "topic": letter.topic,
-        "partition": letter.partition,
-        "offset": letter.offset,
-        "timestamp_ms": letter.timestamp_ms,
-        "key_b64": b64(letter.key),
-        "value_b64": b64(letter.value),
-        "dlq_partition": letter.dlq_partition,
-        "dlq_offset": letter.dlq_offset,
-    }
-
-
-def _cmd_list(args: argparse.Namespace, settings: Settings) -> int:
-    from rich.console import Console
-    from rich.table import Table
-
-    bootstrap, topic = _bootstrap(settings), settings.topic_dead_letters
-    letters = asyncio.run(
-        read_dead_letters(
-            bootstrap, topic, reason=args.reason, limit=args.limit, security=security_from(settings)
-        )
-    )
-    if args.json:
-        sys.stdout.write(json.dumps([_as_json(x) for x in letters], indent=2) + "\n")
-        return 0
-    table = Table(title=f"dead letters on {topic} at {bootstrap}")
-    for column in ("time (UTC)", "reason", "source"):
-        table.add_column(column, no_wrap=True)
-    for column in ("error", "value"):
-        table.add_column(column, overflow="fold")
-    for x in letters:
-        table.add_row(_when(x.timestamp_ms), x.reason, x.source, x.error[:120], _preview(x.value))
-    console = Console()
-    console.print(table)
-    shown = f"{len(letters)} dead letter(s)" + (f" with reason {args.reason!r}" if args.reason else "")
-    console.print(shown, markup=False, highlight=False)
-    return 0
-
-
-def _cmd_replay(args: argparse.Namespace, settings: Settings) -> int:
-    from rich.console import Console
-
-    console = Console(stderr=True)
-    bootstrap, topic, sec = _bootstrap(settings), settings.topic_dead_letters, security_from(settings)
-    letters = asyncio.run(read_dead_letters(bootstrap, topic, reason=args.reason, security=sec))
-    todo = unique(letters)
-    targets: dict[str, int] = {}
-    for x in todo:
-        targets[args.to or x.topic] = targets.get(args.to or x.topic, 0) + 1
-    where = ", ".join(f"{n} to {t}" for t, n in sorted(targets.items())) or "nothing"
-    repeats = len(letters) - len(todo)
-    found = f"{len(letters)} dead letter(s) on {topic}" + (
-        f" with reason {args.reason!r}" if args.reason else ""
-    )
-    if repeats:
-        found += f" ({repeats} repeat(s) of the same source message, sent once)"
-    console.print(found, markup=False, highlight=False)
-    if args.dry_run:
-        console.print(f"dry run: would replay {where}", markup=False, highlight=False)
-        return 0
-    sent = asyncio.run(replay(bootstrap, todo, args.to, security=sec))
-    console.print(f"replayed {sent}: {where}", markup=False, highlight=False)
-    if sent:
-        console.print(
-            "messages that are still bad will be dead-lettered again (as new dead letters); the old ones "
-            "stay on the topic, so a second replay sends them again",
-            markup=False,
-            highlight=False,
-        )
-    return 0
-
-
-def add_commands(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
-    """Add the verb ``dlq`` with ``list`` and ``replay``."""
-    dlq = sub.add_parser("dlq", help="inspect and replay the dead-letter topic")
-    verbs = dlq.add_subparsers(dest="dlq_command", metavar="ACTION", required=True)
-    p = verbs.add_parser("list", help="show dead letters (time, reason, source, error, value)")
-    p.add_argument("--limit", type=int, default=None, help="show only the newest N")
-    p.add_argument("--reason", default=None, help="only this reason (e.g. schema, malformed_json)")
-    p.add_argument("--json", action="store_true", help="print a JSON array instead of a table")
-    p.set_defaults(func=_cmd_list)
-    p = verbs.add_parser("replay", help="re-send the original bytes and key of dead letters")
-    p.add_argument("--reason", default=None, help="only this reason")
-    p.add_argument("--to", default=None, metavar="TOPIC", help="send to TOPIC instead of the source topics")
-    p.add_argument("--dry-run", action="store_true", help="count what would be sent, send nothing")
-    p.set_defaults(func=_cmd_replay)

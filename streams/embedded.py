@@ -8,7 +8,6 @@ topics in memory: a restart loses them.
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import concurrent.futures
 import contextlib
@@ -416,7 +415,8 @@ def _password(settings: Settings) -> str | None:
     return settings.redis_password.get_secret_value() if settings.redis_password else None
 
 
-def _alive(svc: ServiceState) -> bool:
+def is_running(svc: ServiceState) -> bool:
+    """Whether a service this stack started still runs (its pid is alive and runs its binary)."""
     return bool(svc.started and svc.pid and svc.binary and process_runs(svc.pid, svc.binary))
 
 
@@ -443,7 +443,7 @@ def _choose_port(port: int, service: str, env: str, pick: bool, notes: list[str]
 
 
 def _refuse_running(previous: ServiceState | None, env: str, path: Path) -> None:
-    if previous is not None and _alive(previous):
+    if previous is not None and is_running(previous):
         msg = (
             f"{previous.name} started by `hanzo-ml up` still runs (pid {previous.pid} at {previous.address}, "
             f"recorded in {path}) while {env} is now set; run `hanzo-ml down` first or unset {env}"
@@ -476,7 +476,7 @@ def _plan(
         return ServiceState(
             name=name, address=redact_url(given), port=_port_of(given), pid=None, started=False
         )
-    if old is not None and _alive(old):
+    if old is not None and is_running(old):
         notes.append(f"{name}: reusing the process already running (pid {old.pid}) at {old.address}")
         return old
     return _choose_port(port, name, env_port, settings.pick_free_port, notes)
@@ -573,90 +573,10 @@ def resolve_services(settings: Settings) -> Services:
         )
         raise ServiceUnavailableError(msg)
     for svc, given in ((state.kafka, kafka), (state.redis, redis_url)):
-        if not given and svc.started and not _alive(svc):
+        if not given and svc.started and not is_running(svc):
             msg = (
                 f"the {svc.name} recorded in {path} (pid {svc.pid} at {svc.address}) is no longer running; "
                 "run `hanzo-ml up` again"
             )
             raise ServiceUnavailableError(msg)
     return Services(kafka_bootstrap=kafka or state.kafka.address, redis_url=redis_url or state.redis.address)
-
-
-# -- CLI ---------------------------------------------------------------------------------------------------
-
-
-def _table(state: StackState, title: str) -> Any:
-    from rich.table import Table
-
-    table = Table(title=title)
-    for column in ("service", "address", "pid", "origin", "running"):
-        table.add_column(column)
-    for svc in (state.kafka, state.redis):
-        origin = "reused" if state.reused and svc.started else "started" if svc.started else "existing"
-        running = ("yes" if _alive(svc) else "no") if svc.started else "external"
-        table.add_row(svc.name, svc.address, str(svc.pid or "-"), origin, running)
-    return table
-
-
-def _log_lines(state: StackState) -> list[str]:
-    return [f"{s.name} log: {s.log_path}" for s in (state.kafka, state.redis) if s.log_path]
-
-
-def _cmd_up(args: argparse.Namespace, settings: Settings) -> int:
-    from rich.console import Console
-
-    from hanzo.ml.streams.topics import ensure_topics, topic_map
-
-    state = up(settings)
-    if state.kafka.started and not args.no_topics:
-        topics = dict.fromkeys(topic_map(settings).values(), settings.partitions)
-        client_kwargs = kafka_client_kwargs(security_from(settings))
-        asyncio.run(ensure_topics(state.kafka.address, topics, client_kwargs=client_kwargs))
-    err, out = Console(stderr=True), Console()
-    err.print(_table(state, "hanzo-ml stack (reused)" if state.reused else "hanzo-ml stack"))
-    for line in [f"note: {n}" for n in state.notes] + _log_lines(state):
-        err.print(line, markup=False, highlight=False, soft_wrap=True)
-    out.print(
-        f"export HANZO_KAFKA_BOOTSTRAP={state.kafka.address} HANZO_REDIS_URL={state.redis.address}",
-        markup=False,
-        highlight=False,
-        soft_wrap=True,
-    )
-    return 0
-
-
-def _cmd_down(args: argparse.Namespace, settings: Settings) -> int:
-    from rich.console import Console
-
-    console = Console(stderr=True)
-    stopped = down(settings)
-    for line in stopped:
-        console.print(f"stopped {line}", markup=False)
-    if not stopped:
-        console.print(f"nothing to stop (no running stack recorded in {state_path(settings)})", markup=False)
-    return 0
-
-
-def _cmd_status(args: argparse.Namespace, settings: Settings) -> int:
-    from rich.console import Console
-
-    console = Console(stderr=True)
-    state = StackState.read(state_path(settings))
-    if state is None:
-        console.print(f"no stack recorded in {state_path(settings)}; run `hanzo-ml up`", markup=False)
-        return 1
-    console.print(_table(state, f"hanzo-ml stack ({state_path(settings)})"))
-    for line in _log_lines(state):
-        console.print(line, markup=False, highlight=False, soft_wrap=True)
-    return 0 if all(_alive(s) for s in (state.kafka, state.redis) if s.started) else 1
-
-
-def add_commands(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
-    """Add the verbs ``up``, ``down`` and ``status``."""
-    p = sub.add_parser("up", help="start the embedded Kafka broker (Tansu) and redis-server")
-    p.add_argument("--no-topics", action="store_true", help="do not create the configured topics")
-    p.set_defaults(func=_cmd_up)
-    p = sub.add_parser("down", help="stop what `up` started")
-    p.set_defaults(func=_cmd_down)
-    p = sub.add_parser("status", help="show the recorded stack and whether it runs")
-    p.set_defaults(func=_cmd_status)

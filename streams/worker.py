@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import argparse
 import logging
 from typing import Any
 
@@ -58,30 +57,3 @@ def _shutdown(server: Any) -> None:
     stop = getattr(server, "shutdown", None)
     if callable(stop):
         stop()
-
-
-def _cmd_worker(args: argparse.Namespace, settings: Settings) -> int:
-    updates: dict[str, Any] = {}
-    if args.web_port is not None:
-        updates["web_port"] = args.web_port
-    if args.metrics_port is not None:
-        updates["metrics_port"] = args.metrics_port
-    if updates:
-        settings = settings.model_copy(update=updates)
-    return run_worker(settings, args.pipeline or ["fraud_detection"])
-
-
-def add_commands(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
-    """Register ``worker``."""
-    p = sub.add_parser("worker", help="run the stream worker (features, scoring, learning, snapshots)")
-    p.add_argument(
-        "--pipeline",
-        action="append",
-        metavar="NAME|FILE",
-        help="pipeline to run (repeatable; default: fraud_detection)",
-    )
-    p.add_argument("--web-port", type=int, default=None, help="HTTP port (default HANZO_WEB_PORT or 6066)")
-    p.add_argument(
-        "--metrics-port", type=int, default=None, help="/metrics port (default HANZO_METRICS_PORT or 9464)"
-    )
-    p.set_defaults(func=_cmd_worker)

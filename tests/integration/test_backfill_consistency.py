@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import argparse
 import zlib
 from collections import defaultdict
 from pathlib import Path
@@ -13,9 +12,9 @@ import redis
 from hanzo.ml.config.settings import Settings
 from hanzo.ml.features import EventRecord, FeatureStore, RedisOnlineStore, load_definitions
 from hanzo.ml.features.backfill import history_records, merge_by_event_time
-from hanzo.ml.features.cli import backfill_command
 from hanzo.ml.schemas.events import CustomerEvent, Order
 from hanzo.ml.schemas.jsonl import write_jsonl
+from hanzo.ml.streams.cli import run
 from hanzo.ml.streams.runtime import feature_lateness_ms
 from hanzo.ml.streams.simulation.config import SimulatorConfig
 from hanzo.ml.streams.simulation.generator import Simulator
@@ -66,8 +65,8 @@ def test_backfill_from_file_equals_live_and_recomputation(
     history = tmp_path / "history.jsonl"
     write_jsonl(sim.events(), history)  # labels included: backfill skips them
     settings = Settings(redis_url=redis_url, key_prefix=f"{key_prefix}fill:")
-    args = argparse.Namespace(data=str(history), from_topic=False, config=None, batch_size=700)
-    assert backfill_command(args, settings) == 0
+    argv = ["features", "backfill", "--data", str(history), "--batch-size", "700"]
+    assert run(argv, settings) == 0
     filled = FeatureStore(
         definitions,
         backend=RedisOnlineStore(redis_client, f"{key_prefix}fill:"),
@@ -143,5 +142,5 @@ def test_backfill_from_file_equals_live_and_recomputation(
         assert row["units_sold_7d"] == float(sum(q for ts, q in units[pid] if in_window(ts, t, HOUR, 168)))
 
     # a second backfill of the same file changes nothing: every event is a duplicate by its id
-    assert backfill_command(args, settings) == 0
+    assert run(argv, settings) == 0
     assert filled.get_features_batch("customer", customers) == got_fill

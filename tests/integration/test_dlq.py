@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import argparse
 import base64
 import json
 
@@ -12,7 +11,8 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from hanzo.ml.config.errors import ServiceUnavailableError
 from hanzo.ml.config.settings import Settings
 from hanzo.ml.schemas.dead_letters import DeadLetter
-from hanzo.ml.streams.dlq import add_commands, read_dead_letters, replay
+from hanzo.ml.streams.cli import run as _run_cli
+from hanzo.ml.streams.dlq import read_dead_letters, replay
 from hanzo.ml.streams.embedded import free_port
 from hanzo.ml.streams.topics import ensure_topics
 
@@ -123,13 +123,6 @@ async def test_missing_topic_is_empty_and_dead_broker_is_named(
     dead = f"127.0.0.1:{free_port()}"
     with pytest.raises(ServiceUnavailableError, match=f"no Kafka broker answered at {dead}"):
         await read_dead_letters(dead, "dead-letters", timeout=3.0)
-
-
-def _run_cli(argv: list[str], settings: Settings) -> int:
-    parser = argparse.ArgumentParser()
-    add_commands(parser.add_subparsers(dest="command"))
-    args = parser.parse_args(argv)
-    return int(args.func(args, settings))
 
 
 def test_cli_list_json_dry_run_and_replay(

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import socket
 from collections.abc import Iterator
@@ -15,6 +14,7 @@ from aiokafka.admin import AIOKafkaAdminClient
 from hanzo.ml.config.errors import ServiceUnavailableError
 from hanzo.ml.config.settings import Settings
 from hanzo.ml.streams import embedded
+from hanzo.ml.streams.cli import run
 from hanzo.ml.streams.embedded import (
     check_kafka,
     check_redis,
@@ -47,10 +47,7 @@ def silent_port() -> Iterator[int]:
 
 
 def _run_verb(verb: str, settings: Settings) -> int:
-    parser = argparse.ArgumentParser()
-    embedded.add_commands(parser.add_subparsers())
-    args = parser.parse_args([verb])
-    return int(args.func(args, settings))
+    return run([verb], settings)
 
 
 def test_up_status_down(stack_settings: Settings, capsys: pytest.CaptureFixture[str]) -> None:

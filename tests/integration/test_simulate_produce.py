@@ -12,7 +12,7 @@ from aiokafka import AIOKafkaConsumer
 
 from hanzo.ml.config.errors import ServiceUnavailableError
 from hanzo.ml.schemas.events import parse_event, to_json
-from hanzo.ml.streams.simulator import ProduceStats, Simulator, SimulatorConfig, event_key, produce
+from hanzo.ml.streams.simulation import ProduceStats, Simulator, SimulatorConfig, event_key, produce
 
 pytestmark = pytest.mark.integration
 

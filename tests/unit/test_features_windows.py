@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import argparse
 import struct
 
 import pytest
@@ -14,7 +13,6 @@ from hanzo.ml.features import (
     FeatureStore,
     InMemoryOnlineStore,
     RedisOnlineStore,
-    cli,
     load_definitions,
 )
 from hanzo.ml.features.backend import EntityPlan
@@ -30,6 +28,7 @@ from hanzo.ml.features.windows import (
     parse_window,
     window_range,
 )
+from hanzo.ml.streams.cli import run
 
 
 def test_window_range_is_half_open_by_bucket() -> None:
@@ -98,9 +97,6 @@ def test_list_features_covers_every_kind() -> None:
 
 def test_cli_lists_features(capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("COLUMNS", "200")
-    parser = argparse.ArgumentParser()
-    cli.add_commands(parser.add_subparsers())
-    args = parser.parse_args(["features", "list"])
-    assert args.func(args, Settings()) == 0
+    assert run(["features", "list"], Settings()) == 0
     out = capsys.readouterr().out
     assert "units_sold_24h" in out and "support_tickets_30d" in out and "15m" in out

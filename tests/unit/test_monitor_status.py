@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import argparse
 import random
 from datetime import UTC, datetime, timedelta
 
@@ -16,7 +15,8 @@ from river import utils as river_utils
 from hanzo.ml.config.errors import HanzoError, ValidationError
 from hanzo.ml.config.settings import Settings
 from hanzo.ml.monitor import Metrics, Monitor, MonitorStatus
-from hanzo.ml.monitor.cli import add_commands, render_status, run_monitor
+from hanzo.ml.streams.cli import cli, run
+from hanzo.ml.streams.cli.monitor import render_status
 
 T0 = datetime(2024, 11, 29, 12, 0, tzinfo=UTC)
 
@@ -166,10 +166,8 @@ def test_observe_rejects_a_non_numeric_prediction():
 
 
 def test_monitor_verb_is_registered():
-    parser = argparse.ArgumentParser()
-    add_commands(parser.add_subparsers())
-    args = parser.parse_args(["monitor", "churn_prediction", "--json"])
-    assert args.model == "churn_prediction" and args.json and args.func is run_monitor
+    ctx = cli.commands["monitor"].make_context("monitor", ["churn_prediction", "--json"])
+    assert ctx.params["model"] == "churn_prediction" and ctx.params["as_json"]
 
 
 # --- through a real Redis ----------------------------------------------------------------------------------
@@ -195,12 +193,10 @@ def test_monitor_cli_shows_a_published_status(redis_client, redis_url, key_prefi
     drifting_stream(mon, clock, n=1800)
     mon.publish(redis_client, key_prefix=key_prefix)
     settings = Settings(redis_url=redis_url, key_prefix=key_prefix)
-    parser = argparse.ArgumentParser()
-    add_commands(parser.add_subparsers())
-    assert run_monitor(parser.parse_args(["monitor", "churn_prediction"]), settings) == 0
+    assert run(["monitor", "churn_prediction"], settings) == 0
     out = capsys.readouterr().out
     assert "days_since_last_order" in out and "DRIFT" in out
-    assert run_monitor(parser.parse_args(["monitor", "churn_prediction", "--json"]), settings) == 0
+    assert run(["monitor", "churn_prediction", "--json"], settings) == 0
     assert MonitorStatus.model_validate_json(capsys.readouterr().out) == mon.status()
     with pytest.raises(HanzoError, match="no monitor status"):
-        run_monitor(parser.parse_args(["monitor", "nope"]), settings)
+        run(["monitor", "nope"], settings)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import argparse
 from pathlib import Path
 
 import pytest
@@ -11,14 +10,7 @@ from pydantic import SecretStr
 from hanzo.ml.config.errors import RegistryError
 from hanzo.ml.config.settings import Settings
 from hanzo.ml.registry import Registry
-from hanzo.ml.registry.cli import add_commands
-
-
-def _run(argv: list[str], settings: Settings) -> int:
-    parser = argparse.ArgumentParser(prog="hanzo-ml")
-    add_commands(parser.add_subparsers(dest="command"))
-    args = parser.parse_args(argv)
-    return int(args.func(args, settings))
+from hanzo.ml.streams.cli import run as _run
 
 
 @pytest.fixture

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import argparse
 import random
 import re
 from datetime import UTC, datetime, timedelta
@@ -11,7 +10,7 @@ import pytest
 
 from hanzo.ml.monitor import Monitor, MonitorStatus
 from hanzo.ml.monitor.report import build_report
-from hanzo.ml.monitor.report_cli import add_commands
+from hanzo.ml.streams.cli import cli
 
 SHIFT_AT = 3000
 N = 6000
@@ -144,7 +143,6 @@ def test_prediction_histogram_shows_the_recent_predictions():
 
 
 def test_report_verb_parses():
-    parser = argparse.ArgumentParser(prog="hanzo-ml")
-    add_commands(parser.add_subparsers(dest="command"))
-    args = parser.parse_args(["report", "fraud_detection", "--out", "r.html"])
-    assert args.model == "fraud_detection" and str(args.out) == "r.html" and callable(args.func)
+    report = cli.commands["report"]
+    ctx = report.make_context("report", ["fraud_detection", "--out", "r.html"])
+    assert ctx.params["model"] == "fraud_detection" and str(ctx.params["out"]) == "r.html"

@@ -15,7 +15,7 @@ from hanzo.ml.config.errors import ConfigError, ValidationError
 from hanzo.ml.schemas.events import CustomerEvent, Label, Order, parse_event, to_json
 from hanzo.ml.streams import simulation
 from hanzo.ml.streams.cli import main
-from hanzo.ml.streams.simulator import DriftSpec, Simulator, SimulatorConfig, read_jsonl, write_jsonl
+from hanzo.ml.streams.simulation import DriftSpec, Simulator, SimulatorConfig, read_jsonl, write_jsonl
 
 HOUR_MS = 3_600_000
 DAY_MS = 86_400_000

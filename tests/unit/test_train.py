@@ -6,11 +6,11 @@ import pytest
 import yaml
 
 from hanzo.ml.config.errors import ConfigError
-from hanzo.ml.learners.cli import run_train
 from hanzo.ml.learners.online import OnlineLearner
 from hanzo.ml.learners.spec import PipelineSpec
 from hanzo.ml.registry import Registry
 from hanzo.ml.schemas.events import Label
+from hanzo.ml.streams.cli.train import run_train
 from hanzo.ml.streams.runtime import restore_learner
 from hanzo.ml.streams.simulation import Simulator, SimulatorConfig, write_jsonl
 from hanzo.ml.streams.train import load_history, train

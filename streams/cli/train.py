@@ -1,4 +1,6 @@
-"""``hanzo-ml train SPEC --data history.jsonl``: bootstrap a model from history (see :mod:`learners.train`).
+"""``hanzo-ml train SPEC --data history.jsonl``: bootstrap a model from history.
+
+The replay itself is :mod:`~hanzo.ml.streams.train`.
 
 Prints what the spec's model is (:func:`learners.factory.describe_model`), a progress bar while history
 replays, the progressive (predict-then-learn) and holdout metrics, registers the version, and exits 1 naming
@@ -10,11 +12,11 @@ ranking) print their baseline beside the metrics, and with ``--redis-url`` write
 
 from __future__ import annotations
 
-import argparse
 import logging
 from pathlib import Path
 from typing import Any
 
+import click
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
@@ -24,7 +26,9 @@ from hanzo.ml.learners.factory import describe_model
 from hanzo.ml.learners.metrics import lower_is_better
 from hanzo.ml.learners.spec import PipelineSpec
 from hanzo.ml.registry import Registry
+from hanzo.ml.streams.cli.base import pass_settings
 from hanzo.ml.streams.runtime import resolve_spec_path
+from hanzo.ml.streams.security import make_redis, security_from
 from hanzo.ml.streams.train import TrainResult, load_history, train
 
 logger = logging.getLogger(__name__)
@@ -124,36 +128,51 @@ def run_train(
     return 0
 
 
-def _cmd_train(args: argparse.Namespace, settings: Settings) -> int:
+@click.command("train", short_help="Bootstrap a model from a history file and register it.")
+@click.argument("spec", metavar="SPEC")
+@click.option(
+    "--data",
+    type=click.Path(path_type=Path),
+    required=True,
+    help="history file (JSON lines, any event order)",
+)
+@click.option(
+    "--registry",
+    "registry_dir",
+    type=click.Path(path_type=Path),
+    default=None,
+    help="registry folder (default HANZO_REGISTRY_DIR)",
+)
+@click.option("--batch-size", type=int, default=2000, show_default=True, help="events per replayed batch")
+@click.option(
+    "--redis-url",
+    default=None,
+    help="family pipelines: write their outputs (forecast:/reco:/price:/rank: keys) to this Redis",
+)
+@pass_settings
+def train_command(
+    settings: Settings,
+    spec: str,
+    data: Path,
+    registry_dir: Path | None,
+    batch_size: int,
+    redis_url: str | None,
+) -> int:
+    """Bootstrap a pipeline's model from a history file and register it.
+
+    SPEC is a pipeline YAML file or a shipped pipeline name (e.g. churn_prediction). Exits 1 naming the
+    metric and the threshold when one is missed.
+    """
     key = settings.registry_hmac_key.get_secret_value().encode() if settings.registry_hmac_key else None
     client = None
-    if args.redis_url:
-        from hanzo.ml.streams.security import make_redis, security_from
-
-        client = make_redis(
-            args.redis_url, security_from(settings), socket_timeout=5, socket_connect_timeout=3
-        )
+    if redis_url:
+        client = make_redis(redis_url, security_from(settings), socket_timeout=5, socket_connect_timeout=3)
     return run_train(
-        args.spec,
-        args.data,
-        args.registry or settings.registry_path,
-        args.batch_size,
+        spec,
+        data,
+        registry_dir or settings.registry_path,
+        batch_size,
         key,
         redis_client=client,
         key_prefix=settings.key_prefix,
     )
-
-
-def add_commands(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
-    """Register ``train``."""
-    p = sub.add_parser("train", help="bootstrap a pipeline's model from a history file and register it")
-    p.add_argument("spec", metavar="SPEC", help="pipeline YAML file or shipped pipeline name")
-    p.add_argument("--data", type=Path, required=True, help="history file (JSON lines, any event order)")
-    p.add_argument("--registry", type=Path, default=None, help="registry folder (default HANZO_REGISTRY_DIR)")
-    p.add_argument("--batch-size", type=int, default=2000, help="events per replayed batch (default 2000)")
-    p.add_argument(
-        "--redis-url",
-        default=None,
-        help="family pipelines: write their outputs (forecast:/reco:/price:/rank: keys) to this Redis",
-    )
-    p.set_defaults(func=_cmd_train)

@@ -1,24 +1,22 @@
-"""The commerce simulator's public face and the ``hanzo-ml simulate`` verb.
+"""``hanzo-ml simulate``: write a history file or produce the simulated stream to the broker.
 
-The generator lives in :mod:`streams.simulation`; this module re-exports it and adds the command that
-writes a history file or produces the stream to the broker. With ``--shop`` the shop floor of
-:class:`~streams.simulation.shop.ShopSimulator` (demand, search sessions, shopping, a price experiment) is
-merged in by event time, as orders and customer events (:mod:`streams.simulation.shop_events`), for the
-demand forecasting, recommendations, price optimization and search ranking pipelines.
+The generator lives in :mod:`~hanzo.ml.streams.simulation`. With ``--shop`` the shop floor of
+:class:`~hanzo.ml.streams.simulation.shop.ShopSimulator` (demand, search sessions, shopping, a price
+experiment) is merged in by event time, as orders and customer events, for the demand forecasting,
+recommendations, price optimization and search ranking pipelines.
 """
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import heapq
-import logging
 import time
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, TypeVar
 
+import click
 import pydantic
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskID, TextColumn, TimeElapsedColumn
@@ -26,79 +24,12 @@ from rich.table import Table
 
 from hanzo.ml.config.errors import ConfigError
 from hanzo.ml.config.settings import Settings
+from hanzo.ml.streams.cli.base import err_console, kafka_bootstrap, pass_settings
 from hanzo.ml.streams.security import kafka_client_kwargs, security_from
-from hanzo.ml.streams.simulation import (
-    DriftSpec,
-    ProduceStats,
-    SimulationCounters,
-    Simulator,
-    SimulatorConfig,
-    event_key,
-    produce,
-    read_jsonl,
-    write_jsonl,
-)
+from hanzo.ml.streams.simulation import SimulationCounters, Simulator, SimulatorConfig, produce, write_jsonl
 from hanzo.ml.streams.simulation.generator import Event
 from hanzo.ml.streams.simulation.shop import ShopSimulator, ShopSimulatorConfig
 from hanzo.ml.streams.simulation.shop_events import shop_events
-
-logger = logging.getLogger(__name__)
-
-__all__ = [
-    "DriftSpec",
-    "ProduceStats",
-    "SimulationCounters",
-    "Simulator",
-    "SimulatorConfig",
-    "add_commands",
-    "event_key",
-    "produce",
-    "read_jsonl",
-    "write_jsonl",
-]
-
-
-def add_commands(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
-    """Add ``hanzo-ml simulate``."""
-    p = sub.add_parser(
-        "simulate",
-        help="generate a commerce stream with known fraud: to the broker, or to a file with --out",
-        description=(
-            "Generate orders, customer events and delayed fraud labels (seeded, with ground truth). "
-            "With --out the stream is written to a JSON-lines history file and no broker is touched; "
-            "otherwise it is produced to the broker (HANZO_KAFKA_BOOTSTRAP or the `hanzo-ml up` stack)."
-        ),
-    )
-    p.add_argument("--orders", type=int, default=10_000, help="number of orders (default 10000)")
-    p.add_argument(
-        "--rate",
-        type=float,
-        default=None,
-        help="events/s of wall-clock time when producing (default: max speed)",
-    )
-    p.add_argument("--seed", type=int, default=42, help="random seed (default 42)")
-    p.add_argument(
-        "--out", type=Path, default=None, help="write a JSON-lines history file instead of producing"
-    )
-    p.add_argument("--customers", type=int, default=2000, help="customers at the start (default 2000)")
-    p.add_argument(
-        "--orders-per-day", type=float, default=2000.0, help="event-time order rate (default 2000)"
-    )
-    p.add_argument("--fraud-rate", type=float, default=0.02, help="target share of fraud (default 0.02)")
-    p.add_argument(
-        "--partitions", type=int, default=None, help="partitions of topics it creates (HANZO_PARTITIONS)"
-    )
-    p.add_argument(
-        "--shop",
-        action="store_true",
-        help="add the shop floor (daily demand, searches, shopping, price visits) for the model families",
-    )
-    p.add_argument("--shop-days", type=int, default=90, help="days of shop floor with --shop (default 90)")
-    p.add_argument(
-        "--shop-products", type=int, default=200, help="products of the shop floor with --shop (default 200)"
-    )
-    p.set_defaults(func=simulate_command)
-
 
 M = TypeVar("M", bound=pydantic.BaseModel)
 
@@ -115,31 +46,77 @@ def _options(model: type[M], command: str, **values: Any) -> M:
         raise ConfigError(msg) from None
 
 
-def simulate_command(args: argparse.Namespace, settings: Settings) -> int:
-    """Run ``hanzo-ml simulate``; returns the exit code."""
+@click.command(
+    "simulate",
+    short_help="Simulate a shop with known fraud: to the broker or a file.",
+)
+@click.option("--orders", type=int, default=10_000, show_default=True, help="number of orders")
+@click.option(
+    "--rate", type=float, default=None, help="events/s of wall-clock time when producing (default: max speed)"
+)
+@click.option("--seed", type=int, default=42, show_default=True, help="random seed")
+@click.option(
+    "--out",
+    type=click.Path(path_type=Path),
+    default=None,
+    help="write a JSON-lines history file instead of producing",
+)
+@click.option("--customers", type=int, default=2000, show_default=True, help="customers at the start")
+@click.option("--orders-per-day", type=float, default=2000.0, show_default=True, help="event-time order rate")
+@click.option("--fraud-rate", type=float, default=0.02, show_default=True, help="target share of fraud")
+@click.option(
+    "--partitions", type=int, default=None, help="partitions of topics it creates (HANZO_PARTITIONS)"
+)
+@click.option(
+    "--shop",
+    is_flag=True,
+    help="add the shop floor (daily demand, searches, shopping, price visits) for the model families",
+)
+@click.option("--shop-days", type=int, default=90, show_default=True, help="days of shop floor with --shop")
+@click.option(
+    "--shop-products", type=int, default=200, show_default=True, help="products of the shop floor with --shop"
+)
+@pass_settings
+def simulate_command(
+    settings: Settings,
+    orders: int,
+    rate: float | None,
+    seed: int,
+    out: Path | None,
+    customers: int,
+    orders_per_day: float,
+    fraud_rate: float,
+    partitions: int | None,
+    shop: bool,
+    shop_days: int,
+    shop_products: int,
+) -> int:
+    """Generate orders, customer events and delayed fraud labels (seeded, with ground truth).
+
+    With --out the stream is written to a JSON-lines history file and no broker is touched; otherwise it is
+    produced to the broker (HANZO_KAFKA_BOOTSTRAP or the `hanzo-ml up` stack).
+    """
     config = _options(
         SimulatorConfig,
         "simulate",
-        seed=args.seed,
-        orders=args.orders,
-        customers=args.customers,
-        orders_per_day=args.orders_per_day,
-        fraud_rate=args.fraud_rate,
+        seed=seed,
+        orders=orders,
+        customers=customers,
+        orders_per_day=orders_per_day,
+        fraud_rate=fraud_rate,
     )
-    shop: list[Event] = []
-    if getattr(args, "shop", False):
+    floor: list[Event] = []
+    if shop:
         shop_config = _options(
             ShopSimulatorConfig,
             "simulate --shop",
-            seed=args.seed,
-            days=args.shop_days,
-            products=args.shop_products,
+            seed=seed,
+            days=shop_days,
+            products=shop_products,
             start_time_ms=config.start_time_ms,
         )
-        shop = list(shop_events(ShopSimulator(shop_config)))
+        floor = list(shop_events(ShopSimulator(shop_config)))
     sim = Simulator(config)
-    console = Console(stderr=True)
-    out = Console()
     started = time.monotonic()
     with Progress(
         TextColumn("[bold]{task.description}"),
@@ -147,40 +124,41 @@ def simulate_command(args: argparse.Namespace, settings: Settings) -> int:
         MofNCompleteColumn(),
         TextColumn("orders · {task.fields[events]:,} events"),
         TimeElapsedColumn(),
-        console=console,
+        console=err_console,
         transient=True,
     ) as progress:
         task = progress.add_task("simulating", total=config.orders, events=0)
         events: Iterator[Event] = _tracked(sim, progress, task)
-        if shop:
-            events = heapq.merge(events, shop, key=lambda e: e.event_time)
-        if args.out is not None:
-            write_jsonl(events, args.out)
-            destination = str(args.out)
+        if floor:
+            events = heapq.merge(events, floor, key=lambda e: e.event_time)
+        if out is not None:
+            write_jsonl(events, out)
+            destination = str(out)
         else:
-            bootstrap = _bootstrap(settings)
+            bootstrap = kafka_bootstrap(settings)
             topics = {
                 "order": settings.topic_orders,
                 "customer_event": settings.topic_events,
                 "label": settings.topic_labels,
             }
-            partitions = args.partitions or settings.partitions
+            partitions = partitions or settings.partitions
             client_kwargs = kafka_client_kwargs(security_from(settings))  # TLS / SASL
             asyncio.run(
                 produce(
                     events,
                     bootstrap,
                     topics,
-                    rate=args.rate,
+                    rate=rate,
                     partitions=partitions,
                     client_kwargs=client_kwargs,
                 )
             )
             destination = f"{bootstrap} ({', '.join(topics.values())})"
-    out.print(summary_table(sim.counters, time.monotonic() - started, destination))
-    if shop:
-        out.print(
-            f"shop floor: {len(shop):,} events (orders, searches, clicks, views, price visits) merged in"
+    results = Console()
+    results.print(summary_table(sim.counters, time.monotonic() - started, destination))
+    if floor:
+        results.print(
+            f"shop floor: {len(floor):,} events (orders, searches, clicks, views, price visits) merged in"
         )
     return 0
 
@@ -193,14 +171,6 @@ def _tracked(sim: Simulator, progress: Progress, task: TaskID) -> Iterator[Event
             progress.update(task, completed=counters.orders, events=i)
         yield event
     progress.update(task, completed=sim.counters.orders, events=sim.counters.events)
-
-
-def _bootstrap(settings: Settings) -> str:
-    if settings.kafka_bootstrap:
-        return settings.kafka_bootstrap
-    from hanzo.ml.streams.embedded import resolve_services  # raises ServiceUnavailableError saying what to do
-
-    return resolve_services(settings).kafka_bootstrap
 
 
 def _iso(ms: int | None) -> str:
