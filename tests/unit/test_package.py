@@ -19,13 +19,17 @@ ROOT = Path(__file__).resolve().parents[2]
 def wheel(tmp_path_factory: pytest.TempPathFactory) -> Path:
     out = tmp_path_factory.mktemp("wheel")
     build = tmp_path_factory.mktemp("build")
-    subprocess.run(
-        [sys.executable, "-m", "pip", "wheel", "--quiet", "--no-deps", "--no-build-isolation",
+    done = subprocess.run(
+        [sys.executable, "-m", "pip", "wheel", "--verbose", "--no-deps", "--no-build-isolation",
          "--wheel-dir", str(out), str(ROOT)],
         check=True,
         cwd=build,
         env={"PATH": "/usr/bin:/bin", "HOME": str(build), "PIP_NO_INDEX": "1"},
+        capture_output=True,
+        text=True,
     )
+    # setuptools warns of a folder it would leave out ("Package would be ignored"): every folder is listed
+    assert "BuildBackendWarning" not in done.stdout + done.stderr, done.stdout[-3000:]
     (found,) = out.glob("hanzo_ml-*.whl")
     return found
 
