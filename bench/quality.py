@@ -18,9 +18,11 @@ Run alone with ``.venv/bin/python -m bench.quality``; it updates section ``quali
   rule (days since the previous order). One example per order; the label ``churned_90d`` is computed here
   from the simulated stream with the system's rule ``no_order_within_horizon`` (1 when the customer places
   no further order within 90 days of the example's event time), by looking ahead in the stream; the
-  example is learned when its label is known (at the next order, or 90 days later). The simulator's
-  ``churned_at`` ground truth is not used as the label: its churn clock is memoryless and independent of
-  every feature, so no model could predict it.
+  example is learned when its label is known (at the next order, or 90 days later). The stream's churn is
+  the simulator's BG/NBD model (``streams.simulation.BGNBD``, the paper's CDNOW parameters): Gamma purchase
+  rates, a Beta drop-out chance after each order, raised by support tickets and refunds. Its
+  ``churned_at`` ground truth (dropped out after this order) is not the label: a slow customer who is
+  still alive can also go 90 days without an order.
 """
 
 from __future__ import annotations
@@ -49,7 +51,7 @@ from hanzo.ml.learners.families import (
 )
 from hanzo.ml.learners.spec import PipelineSpec
 from hanzo.ml.schemas.events import CustomerEvent, Label, Order
-from hanzo.ml.streams.simulation import Simulator, SimulatorConfig
+from hanzo.ml.streams.simulation import BGNBD, Simulator, SimulatorConfig
 from hanzo.ml.streams.simulation.shop import ShopSimulator, ShopSimulatorConfig
 
 DAY_MS = 86_400_000
@@ -231,7 +233,7 @@ def churn(seed: int = SEED, sizes: Sizes = Sizes()) -> dict:
         return float(f["seconds_since_last_order"]) / 86_400
 
     sim = Simulator(SimulatorConfig(seed=seed, orders=sizes.churn_orders, orders_per_day=40,
-                                    churn_per_day=0.005, fraud_rate=0.0, browse_events_per_order=0.0))
+                                    churn=BGNBD(), fraud_rate=0.0, browse_events_per_order=0.0))
     events = list(sim.events())
     orders = [e for e in events if isinstance(e, Order)]
     last_order_ms = orders[-1].event_time

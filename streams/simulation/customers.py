@@ -9,6 +9,7 @@ from bisect import bisect_right
 from dataclasses import dataclass, field
 
 from hanzo.ml.streams.simulation.catalog import CATEGORIES
+from hanzo.ml.streams.simulation.config import BGNBD
 
 logger = logging.getLogger(__name__)
 
@@ -85,7 +86,12 @@ SEGMENTS: tuple[Segment, ...] = (
 
 @dataclass(slots=True)
 class Customer:
-    """One account: its habits and running totals of its legitimate orders."""
+    """One account: its habits and running totals of its legitimate orders.
+
+    ``activity`` is the relative purchase rate; with BG/NBD churn, ``dropout`` is the drop-out chance
+    after an order (before complaints), ``complaints`` the ``(event_time, hazard)`` of the account's support
+    tickets and refunds, and ``churn_ms`` the time of the order after which the customer dropped out.
+    """
 
     customer_id: str
     segment: Segment
@@ -98,6 +104,8 @@ class Customer:
     churn_ms: float = math.inf
     orders: int = 0
     spent: float = 0.0
+    dropout: float = 0.0
+    complaints: list[tuple[int, float]] = field(default_factory=list)
 
     @property
     def mean_order(self) -> float | None:
@@ -119,31 +127,35 @@ def weighted(rng: random.Random, pairs: tuple[tuple[str, float], ...]) -> str:
 class Population:
     """The customers who order on their own, drawn in proportion to their activity.
 
+    A customer who drops out is :meth:`retire`-d: never drawn again, and their activity leaves
+    :attr:`weight` (the list is compacted when the retired hold half of the activity).
+
     Examples
     --------
     >>> import random
     >>> pop = Population()
     >>> rng = random.Random(3)
-    >>> c = pop.new_customer(rng, "s3-c000000", created_ms=1_700_000_000_000, churn_per_day=0.0)
+    >>> c = pop.new_customer(rng, "s3-c000000", created_ms=1_700_000_000_000)
     >>> pop.add(c)
     >>> pop.pick(rng, now_ms=1_700_000_000_000) is c
     True
+    >>> c.churn_ms = 1_700_000_000_000
+    >>> pop.retire(c)
+    >>> pop.weight, pop.pick(rng, now_ms=1_700_000_000_000)
+    (0.0, None)
     """
 
     customers: list[Customer] = field(default_factory=list)
     _cum: list[float] = field(default_factory=list)
+    _retired: float = 0.0
 
     def new_customer(
-        self,
-        rng: random.Random,
-        customer_id: str,
-        created_ms: int,
-        churn_per_day: float,
-        active_from_ms: int | None = None,
+        self, rng: random.Random, customer_id: str, created_ms: int, churn: BGNBD | None = None
     ) -> Customer:
         """Draw a customer's habits (not yet added to the population).
 
-        The churn clock starts at ``active_from_ms`` (default: account creation).
+        Without ``churn`` the activity is the segment's rate times a log-normal factor; with it, the segment's
+        rate times ``Gamma(churn.r, 1)`` and the drop-out chance is drawn from ``Beta(churn.a, churn.b)``.
         """
         x = rng.random()
         segment = SEGMENTS[-1]
@@ -157,31 +169,50 @@ class Population:
             categories = tuple(rng.sample(pool, k=rng.randint(2, len(pool))))
         else:
             categories = tuple(rng.sample([c.name for c in CATEGORIES], k=3))
-        churn = (
-            (active_from_ms or created_ms) + rng.expovariate(churn_per_day) * DAY_MS
-            if churn_per_day > 0
-            else math.inf
-        )
+        country = weighted(rng, COUNTRIES)
+        payment = rng.choice(segment.payments)
+        channel = weighted(rng, CHANNELS)
+        if churn is None:
+            activity, dropout = segment.rate * math.exp(rng.gauss(0.0, 0.5)), 0.0
+        else:
+            activity = segment.rate * rng.gammavariate(churn.r, 1.0)
+            dropout = rng.betavariate(churn.a, churn.b)
         return Customer(
             customer_id=customer_id,
             segment=segment,
-            country=weighted(rng, COUNTRIES),
-            payment_method=rng.choice(segment.payments),
-            channel=weighted(rng, CHANNELS),
+            country=country,
+            payment_method=payment,
+            channel=channel,
             categories=categories,
             created_ms=created_ms,
-            activity=segment.rate * math.exp(rng.gauss(0.0, 0.5)),
-            churn_ms=churn,
+            activity=activity,
+            dropout=dropout,
         )
+
+    @property
+    def weight(self) -> float:
+        """The total activity of the customers not retired."""
+        return max(0.0, self._cum[-1] - self._retired) if self._cum else 0.0
 
     def add(self, customer: Customer) -> None:
         """Let ``customer`` place orders from now on."""
         self.customers.append(customer)
         self._cum.append((self._cum[-1] if self._cum else 0.0) + customer.activity)
 
+    def retire(self, customer: Customer) -> None:
+        """Take a customer who dropped out (``churn_ms`` set) out of the draw for good."""
+        self._retired += customer.activity
+        if self._retired > 0.5 * self._cum[-1]:
+            alive = [c for c in self.customers if math.isinf(c.churn_ms)]
+            self.customers, self._cum, self._retired = [], [], 0.0
+            for c in alive:
+                self.add(c)
+
     def pick(self, rng: random.Random, now_ms: float, tries: int = 8) -> Customer | None:
         """Draw a customer not churned by ``now_ms``, by activity (None if ``tries`` draws all churned)."""
         cum = self._cum
+        if not cum or cum[-1] <= 0:
+            return None
         for _ in range(tries):
             c = self.customers[bisect_right(cum, rng.random() * cum[-1])]
             if c.churn_ms > now_ms:

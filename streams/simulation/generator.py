@@ -41,7 +41,7 @@ REPEAT_ORDER = 0.05  # legit orders followed by a second one within the hour
 FIRST_ORDER = 0.35  # new customers who order within hours of signing up
 RISKY_PAYMENTS = ("gift_card", "gift_card", "crypto")
 
-_ARRIVAL, _SIGNUP, _ORDER = 0, 1, 2
+_ARRIVAL, _SIGNUP, _ORDER, _FRAUD = 0, 1, 2, 3
 
 
 @dataclass(slots=True)
@@ -99,6 +99,10 @@ class Simulator:
     so far) belong to the current iteration. Orders arrive as a Poisson process of ``orders_per_day`` in
     event time; all prices are in the one shop currency ``config.currency``.
 
+    With ``config.churn`` (:class:`~streams.simulation.config.BGNBD`) every customer orders as a Poisson
+    process of their own rate until they drop out after an order; fraud episodes still start at a fixed
+    rate. Without it nobody churns.
+
     Parameters
     ----------
     config
@@ -141,7 +145,7 @@ class Simulator:
         start = cfg.start_time_ms
         for _ in range(cfg.customers):
             age = DAY_MS + min(rng.expovariate(1.0 / 365), 5 * 365) * DAY_MS
-            self._add_customer(int(start - age), active_from=start)
+            self._add_customer(int(start - age))
         # Arrival rates: solve for the organic arrival rate and the share of arrivals that start fraud.
         fake_orders = CAREFUL_FAKE + (1 - CAREFUL_FAKE) * sum(FAKE_BURST) / len(FAKE_BURST)
         per_episode = FAKE_SHARE * fake_orders + (1 - FAKE_SHARE) * sum(ATO_BURST) / len(ATO_BURST)
@@ -158,6 +162,14 @@ class Simulator:
         self._fraud_start = episodes / arrivals
         self._arrival_rate = arrivals / DAY_MS
         self._signup_rate = cfg.signups_per_day / DAY_MS
+        # BG/NBD: legitimate arrivals per ms per unit of living activity (the paper's scale alpha), so that
+        # the customers of the start place the legitimate orders of orders_per_day; fraud on its own clock.
+        self._per_activity = legit / chain / DAY_MS / max(self._population.weight, 1e-12)
+        self._episode_rate = episodes / DAY_MS
+        self._next_legit: float | None = None
+        # BG/NBD: no orders past the span the config was validated for (a customer base dying out)
+        span = cfg.orders / cfg.orders_per_day + max(cfg.chargeback_delay_days[1], cfg.settle_delay_days[1])
+        self._stop_ms = start + 2 * span * DAY_MS if cfg.churn is not None else math.inf
 
     # ------------------------------------------------------------------ ground truth
 
@@ -170,9 +182,14 @@ class Simulator:
         return self._fraud.get(order_id)
 
     def churned_at(self, customer_id: str) -> int | None:
-        """Event time from which the customer orders no more (None: never, or unknown id)."""
+        """Event time of the customer's last legitimate order, after which they dropped out (None: never)."""
         c = self._customers.get(customer_id)
         return None if c is None or math.isinf(c.churn_ms) else int(c.churn_ms)
+
+    def dropout(self, customer_id: str) -> float | None:
+        """The customer's BG/NBD drop-out chance per order before complaints (None: unknown id, no churn)."""
+        c = self._customers.get(customer_id)
+        return None if c is None or self.config.churn is None else c.dropout
 
     # ------------------------------------------------------------------ the stream
 
@@ -182,16 +199,37 @@ class Simulator:
         cfg, rng, intents, out = self.config, self._rng, self._intents, self._out
         pop, push = heapq.heappop, heapq.heappush
         start = cfg.start_time_ms
-        next_arrival = start + rng.expovariate(self._arrival_rate)
-        push(intents, (int(next_arrival), next(self._seq), _ARRIVAL, None))
+        churn = cfg.churn is not None
+        if churn:
+            self._schedule_legit(start)
+            if self._episode_rate > 0:
+                push(
+                    intents, (int(start + rng.expovariate(self._episode_rate)), next(self._seq), _FRAUD, None)
+                )
+            next_arrival = math.inf
+        else:
+            next_arrival = start + rng.expovariate(self._arrival_rate)
+            push(intents, (int(next_arrival), next(self._seq), _ARRIVAL, None))
         if self._signup_rate > 0:
             push(intents, (int(start + rng.expovariate(self._signup_rate)), next(self._seq), _SIGNUP, None))
-        while self._n_orders < cfg.orders:
+        while self._n_orders < cfg.orders and intents:
             t, _, kind, payload = pop(intents)
+            if t > self._stop_ms:
+                logger.warning("the customer base ordered too slowly: stopped at %d orders", self._n_orders)
+                break
             horizon = t - MAX_LEAD_MS
             while out and out[0][0] <= horizon:
                 yield self._count(pop(out)[2])
-            if kind == _ARRIVAL:
+            if churn and kind == _ARRIVAL:
+                self._next_legit = None
+                self._schedule_legit(t)
+                customer = self._population.pick(rng, t)
+                if customer is not None:
+                    self._order(t, customer, None)
+            elif kind == _FRAUD:
+                push(intents, (int(t + rng.expovariate(self._episode_rate)), next(self._seq), _FRAUD, None))
+                self._start_fraud(t)
+            elif kind == _ARRIVAL:
                 next_arrival += rng.expovariate(self._arrival_rate)
                 push(intents, (int(next_arrival), next(self._seq), _ARRIVAL, None))
                 if rng.random() < self._fraud_start:
@@ -202,13 +240,15 @@ class Simulator:
                         self._order(t, customer, None)
             elif kind == _SIGNUP:
                 push(intents, (int(t + rng.expovariate(self._signup_rate)), next(self._seq), _SIGNUP, None))
-                customer = self._add_customer(t, active_from=t)
+                customer = self._add_customer(t)
                 self.counters.signups += 1
                 self._signup(customer)
+                if churn and self._next_legit is None:
+                    self._schedule_legit(t)
                 if rng.random() < FIRST_ORDER:
                     later = t + rng.randint(5 * MINUTE_MS, 4 * HOUR_MS)
                     push(intents, (later, next(self._seq), _ORDER, (customer, None)))
-            elif payload is not None:
+            elif payload is not None and (payload[1] is not None or payload[0].churn_ms > t):
                 self._order(t, payload[0], payload[1])
         while out:
             yield self._count(pop(out)[2])
@@ -242,10 +282,35 @@ class Simulator:
         for event in events:
             heapq.heappush(self._out, (event.event_time, next(self._seq), event))
 
-    def _add_customer(self, created: int, active_from: int, legit: bool = True) -> Customer:
+    def _schedule_legit(self, t: int) -> None:
+        """BG/NBD: schedule the next legitimate arrival at the living customers' total rate (none if 0)."""
+        rate = self._per_activity * self._population.weight
+        if rate > 0:
+            self._next_legit = t + self._rng.expovariate(rate)
+            heapq.heappush(self._intents, (int(self._next_legit), next(self._seq), _ARRIVAL, None))
+
+    def _drops_out(self, c: Customer, t: int) -> bool:
+        """BG/NBD: whether the customer drops out after their order at ``t`` (complaints raise the chance)."""
+        hazard = sum(h for at, h in c.complaints if at <= t)
+        p = c.dropout if hazard == 0 else 1 - (1 - c.dropout) * math.exp(-hazard)
+        return self._rng.random() < p
+
+    def _outcome(self, c: Customer, events: list[Event]) -> None:
+        """Emit an order's follow-ups; with churn, note its support ticket and refund on the account."""
+        churn = self.config.churn
+        if churn is not None:
+            for e in events:
+                if isinstance(e, CustomerEvent):
+                    if e.type == "support_ticket":
+                        c.complaints.append((e.event_time, churn.ticket_uplift))
+                    elif e.type == "refund":
+                        c.complaints.append((e.event_time, churn.refund_uplift))
+        self._emit_all(events)
+
+    def _add_customer(self, created: int, legit: bool = True) -> Customer:
         cid = f"{self.config.prefix}-c{self._n_customers:07d}"
         self._n_customers += 1
-        c = self._population.new_customer(self._rng, cid, created, self.config.churn_per_day, active_from)
+        c = self._population.new_customer(self._rng, cid, created, self.config.churn)
         self._customers[cid] = c
         if legit:
             self._population.add(c)
@@ -269,7 +334,7 @@ class Simulator:
         stealth = rng.random() < self._stealth
         if rng.random() < FAKE_SHARE:
             lead = min(5 * MINUTE_MS + int(rng.expovariate(1 / 60) * MINUTE_MS), MAX_LEAD_MS)
-            c = self._add_customer(t - lead, active_from=t, legit=False)
+            c = self._add_customer(t - lead, legit=False)
             c.channel = weighted(rng, (("web", 0.5), ("app", 0.3), ("marketplace", 0.2)))
             self.counters.fake_accounts += 1
             self._signup(c)
@@ -384,13 +449,17 @@ class Simulator:
         if episode is None:
             c.orders += 1
             c.spent += total
-            if rng.random() < REPEAT_ORDER:  # forgot something: a second order within the hour
+            if cfg.churn is not None and self._drops_out(c, t):  # BG/NBD: gone after this order
+                c.churn_ms = t
+                self._population.retire(c)
+            elif rng.random() < REPEAT_ORDER:  # forgot something: a second order within the hour
                 later = t + 5 * MINUTE_MS + int(rng.random() * 50 * MINUTE_MS)
                 heapq.heappush(self._intents, (later, next(self._seq), _ORDER, (c, None)))
-            self._emit_all(outcome(rng, c.customer_id, oid, t, total, cfg.settle_delay_days, fraud=False))
+            self._outcome(c, outcome(rng, c.customer_id, oid, t, total, cfg.settle_delay_days, fraud=False))
         else:
             self._fraud[oid] = episode.kind
-            self._emit_all(outcome(rng, c.customer_id, oid, t, total, cfg.chargeback_delay_days, fraud=True))
+            follow = outcome(rng, c.customer_id, oid, t, total, cfg.chargeback_delay_days, fraud=True)
+            self._outcome(c, follow)
 
     def _basket(
         self, lines: int, categories: tuple[str, ...], price_factor: float, discount: float, max_qty: int = 2

@@ -256,7 +256,7 @@ class ShopSimulator:
         self.customers: dict[str, Customer] = {}
         self._taste: dict[str, tuple[float, ...]] = {}
         for i in range(cfg.customers):
-            c = self.population.new_customer(rng, f"{prefix}-c{i:07d}", cfg.start_time_ms, churn_per_day=0.0)
+            c = self.population.new_customer(rng, f"{prefix}-c{i:07d}", cfg.start_time_ms)
             self.population.add(c)
             self.customers[c.customer_id] = c
             self._taste[c.customer_id] = tuple(rng.gauss(0.0, 1.0) for _ in range(_N_TASTE))

@@ -17,7 +17,7 @@ from hanzo.ml.config.settings import Settings
 from hanzo.ml.learners.spec import PipelineSpec
 from hanzo.ml.registry import Registry
 from hanzo.ml.streams.runtime import build_runtime
-from hanzo.ml.streams.simulation import Simulator, SimulatorConfig
+from hanzo.ml.streams.simulation import BGNBD, Simulator, SimulatorConfig
 from hanzo.ml.streams.train import replay, train
 
 pytestmark = pytest.mark.integration
@@ -36,7 +36,7 @@ def events():
             browse_events_per_order=0.5,
             chargeback_delay_days=(0.5, 3.0),
             settle_delay_days=(0.5, 2.0),
-            churn_per_day=0.01,
+            churn=BGNBD(r=2, a=1, b=40),  # a small base: low drop-out, so it lasts the stream
         )
     )
     return sorted(sim.events(), key=lambda e: e.event_time)

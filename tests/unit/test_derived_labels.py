@@ -17,7 +17,7 @@ from hanzo.ml.learners.derived_labels import (
 )
 from hanzo.ml.learners.spec import PipelineSpec
 from hanzo.ml.schemas.events import Order
-from hanzo.ml.streams.simulation import Simulator, SimulatorConfig
+from hanzo.ml.streams.simulation import BGNBD, Simulator, SimulatorConfig
 from hanzo.ml.streams.train import offline_components, replay
 
 H = 90 * DAY_MS
@@ -86,7 +86,7 @@ def churn_history():
             orders_per_day=5,
             signups_per_day=0.2,
             browse_events_per_order=0.5,
-            churn_per_day=0.01,
+            churn=BGNBD(r=2, a=1, b=40),  # a small base: low drop-out, so it lasts the stream
         )
     )
     events = sorted(sim.events(), key=lambda e: e.event_time)

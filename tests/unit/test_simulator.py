@@ -33,7 +33,7 @@ def run() -> tuple[Simulator, list[Order | CustomerEvent | Label]]:
 
 def test_public_names() -> None:
     assert set(simulation.__all__) == {
-        "DriftSpec", "ProduceStats", "SimulationCounters", "Simulator", "SimulatorConfig",
+        "BGNBD", "DriftSpec", "ProduceStats", "SimulationCounters", "Simulator", "SimulatorConfig",
         "event_key", "produce", "read_jsonl", "write_jsonl",
     }  # fmt: skip
 
@@ -254,13 +254,24 @@ def test_drift_hooks_change_the_stream() -> None:
 
 
 def test_churned_customers_stop_ordering() -> None:
-    sim, events = _events(seed=9, orders=3000, churn_per_day=0.05)
+    sim, events = _events(seed=9, orders=3000, churn=simulation.BGNBD())
     orders = [e for e in events if isinstance(e, Order) and not sim.is_fraud(e.order_id)]
     churned = [o for o in orders if sim.churned_at(o.customer_id) is not None]
     assert churned
-    assert all(o.event_time < (sim.churned_at(o.customer_id) or 0) for o in churned)
+    assert all(o.event_time <= (sim.churned_at(o.customer_id) or 0) for o in churned)
+    last = {o.customer_id: o.event_time for o in churned}  # orders are in time order
+    assert all(sim.churned_at(cid) == t for cid, t in last.items())  # gone right after the last order
     quiet, _ = _events(seed=9, orders=10)
     assert quiet.churned_at("s9-c0000001") is None
+    assert quiet.dropout("s9-c0000001") is None
+
+
+def test_churn_off_keeps_the_stream() -> None:
+    _, default = _events(seed=5, orders=500)
+    _, off = _events(seed=5, orders=500, churn=None)
+    _, on = _events(seed=5, orders=500, churn=simulation.BGNBD())
+    assert [to_json(e) for e in off] == [to_json(e) for e in default]
+    assert [to_json(e) for e in on] != [to_json(e) for e in default]
 
 
 def test_bad_config_is_refused() -> None:
