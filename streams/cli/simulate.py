@@ -26,7 +26,14 @@ from hanzo.ml.config.errors import ConfigError
 from hanzo.ml.config.settings import Settings
 from hanzo.ml.streams.cli.base import err_console, kafka_bootstrap, pass_settings
 from hanzo.ml.streams.security import kafka_client_kwargs, security_from
-from hanzo.ml.streams.simulation import SimulationCounters, Simulator, SimulatorConfig, produce, write_jsonl
+from hanzo.ml.streams.simulation import (
+    BGNBD,
+    SimulationCounters,
+    Simulator,
+    SimulatorConfig,
+    produce,
+    write_jsonl,
+)
 from hanzo.ml.streams.simulation.generator import Event
 from hanzo.ml.streams.simulation.shop import ShopSimulator, ShopSimulatorConfig
 from hanzo.ml.streams.simulation.shop_events import shop_events
@@ -65,6 +72,11 @@ def _options(model: type[M], command: str, **values: Any) -> M:
 @click.option("--orders-per-day", type=float, default=2000.0, show_default=True, help="event-time order rate")
 @click.option("--fraud-rate", type=float, default=0.02, show_default=True, help="target share of fraud")
 @click.option(
+    "--churn",
+    is_flag=True,
+    help="customers drop out (BG/NBD), more often after support tickets and refunds (default: none do)",
+)
+@click.option(
     "--partitions", type=int, default=None, help="partitions of topics it creates (HANZO_PARTITIONS)"
 )
 @click.option(
@@ -86,6 +98,7 @@ def simulate_command(
     customers: int,
     orders_per_day: float,
     fraud_rate: float,
+    churn: bool,
     partitions: int | None,
     shop: bool,
     shop_days: int,
@@ -104,6 +117,7 @@ def simulate_command(
         customers=customers,
         orders_per_day=orders_per_day,
         fraud_rate=fraud_rate,
+        churn=BGNBD() if churn else None,
     )
     floor: list[Event] = []
     if shop:

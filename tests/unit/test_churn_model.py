@@ -97,3 +97,23 @@ def test_drop_out_chances_follow_the_beta() -> None:
     mean = sum(p) / len(p)
     sd = math.sqrt(model.a * model.b / ((model.a + model.b) ** 2 * (model.a + model.b + 1)))
     assert abs(mean - model.mean_dropout) < 4 * sd / math.sqrt(len(p))
+
+
+def test_simulate_churn_flag_turns_the_model_on(tmp_path) -> None:
+    from hanzo.ml.schemas.jsonl import read_jsonl
+    from hanzo.ml.streams.cli import run
+
+    def quiet_share(churn: bool) -> float:
+        """The share of customers who order in the first half of the stream and never in the second."""
+        out = tmp_path / f"churn-{churn}.jsonl"
+        argv = ["simulate", "--orders", "3000", "--customers", "300", "--orders-per-day", "100"]
+        argv += ["--out", str(out)]
+        assert run([*argv, "--churn"] if churn else argv) == 0
+        orders = [e for e in read_jsonl(out) if isinstance(e, Order)]
+        middle = (orders[0].event_time + orders[-1].event_time) // 2
+        early = {o.customer_id for o in orders if o.event_time < middle}
+        late = {o.customer_id for o in orders if o.event_time >= middle}
+        return len(early - late) / len(early)
+
+    without, with_churn = quiet_share(False), quiet_share(True)
+    assert with_churn > without + 0.1, (without, with_churn)
