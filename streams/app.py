@@ -214,7 +214,7 @@ class Hub:
                 m.labels_learned_total.labels(model=slot.name).inc(n)
                 m.worker_last_progress_timestamp_seconds.set(time.time())
             d = outcome.drifts.get(slot.name, 0)
-            if d:
+            if d and slot.name not in self.monitors:  # a model's Monitor counts its own loss alarms
                 m.drift_alarms_total.labels(model=slot.name, detector="adwin", feature="(loss)").inc(d)
             for window, values in slot.learner.metric_values().items():
                 for metric, value in values.items():

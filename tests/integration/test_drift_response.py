@@ -33,7 +33,7 @@ import yaml
 from prometheus_client import CollectorRegistry
 
 from hanzo.ml.learners.keys import score_key
-from hanzo.ml.monitor import Metrics
+from hanzo.ml.monitor import Metrics, Monitor, MonitorStatus
 from hanzo.ml.registry import Registry
 from hanzo.ml.registry.records import AliasEvent
 from hanzo.ml.schemas.events import Label, Order
@@ -116,6 +116,9 @@ def test_challenger_is_promoted_after_a_concept_change(
         )
     registry = Registry(tmp_path / "registry")
 
+    def _status() -> MonitorStatus:
+        return Monitor.read_status(redis_client, MODEL, key_prefix=key_prefix)
+
     def wait_for(what: str, done: Callable[[], bool], timeout: float) -> None:
         deadline = time.monotonic() + timeout
         while not done():
@@ -159,6 +162,10 @@ def test_challenger_is_promoted_after_a_concept_change(
         assert registry.aliases(MODEL)["production"] == last.to_version
         samples = scrape(int(metrics_port))
         assert samples["hanzo_drift_responses_total|action=promote"] == len(promotions)
+        # one loss alarm is counted once: the series says what the published monitor status says
+        wait_for("the monitor status of every label", lambda: _status().n_labelled == len(labels), timeout=60)
+        loss_alarms = scrape(int(metrics_port))["hanzo_drift_alarms_total|feature=(loss)"]
+        assert loss_alarms == _status().loss_adwin.n_alarms >= 1
 
         # orders scored from now on are scored by the promoted challenger
         after = SimulatorConfig(seed=2, orders=30, customers=20, browse_events_per_order=0, id_prefix="after")
