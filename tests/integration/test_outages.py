@@ -164,7 +164,11 @@ def test_redis_outage_mid_stream(keeps_data, kafka_bootstrap, topic_names, key_p
         producer.join(120)
         assert producer.error is None, producer.error
         produced = len(events) - len(labels)
-        wait_for("the stream processed", lambda: worker.processed() >= produced, 120, worker)
+        rebuilds = 1 if keeps_data else 2  # the first start, and for an empty Redis the outage
+        ends = log_ends(kafka_bootstrap, [topic_names["orders"], topic_names["events"]], produced)
+        done = _rebuilt_and_caught_up(worker, kafka_bootstrap, ends, rebuilds)
+        wait_for("the rebuild and the stream processed", done, 120, worker)
+        assert worker.processed() >= produced
         assert worker.alive and worker.starts == 1
         code, body = worker.health()
         assert (code, body["status"], body["redis"]) == (200, "ok", "ok")
@@ -175,7 +179,7 @@ def test_redis_outage_mid_stream(keeps_data, kafka_bootstrap, topic_names, key_p
         wait_for("every label learned", lambda: (worker.examples() or 0) >= len(labels), 60, worker)
         assert worker.examples() == len(labels)
         replays = worker.log_path.read_text(errors="replace").count("state lost: replaying")
-        assert replays == (1 if keeps_data else 2)  # the first start, and for an empty Redis the outage
+        assert replays == rebuilds
     finally:
         worker.stop()
         client.close()
