@@ -145,6 +145,10 @@ class Hub:
                 out.append((topics["scores"], value, w.subject.encode()))
         return out
 
+    def redis_answered(self) -> None:
+        """Redis answered the idle state check (no batch to prove it): /health reports it ok again."""
+        self.redis_ok = True
+
     async def handle_orders(self, records: Sequence[ConsumerRecord]) -> None:
         """The order/event batch handler: process, publish dead letters, count."""
         rt = self.runtime
@@ -349,6 +353,8 @@ def create_app(runtime: Runtime, bootstrap: str) -> tuple[faust.App, Hub]:
             # the broker came back empty (embedded Tansu): recreate the topics, new fence epoch, rewind
             ledger=LogLedger(runtime.redis, s.key_prefix, partitions=s.partitions),
             hooks=worker_hooks(hub, runtime.metrics, recreate),
+            # an idle stream still checks Redis: its return ends the degraded /health without a batch
+            on_idle_ok=hub.redis_answered,
         )
         for slot in runtime.slots:
             monitor = hub.monitors.get(slot.name)

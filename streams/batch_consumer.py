@@ -8,7 +8,10 @@ uncommitted batch and the idempotent effects (event-id dedupe, offset fences) ab
 With a :class:`StateGuard` (the worker passes a :class:`streams.rebuild.EpochMarker`), the consumer asks
 before each batch whether the state its batches build was lost (Redis came back empty); if so it seeks
 every assigned partition back to the beginning, commits those offsets (a crash during the replay resumes
-it), renews the guard and replays the topics through the same handler.
+it), renews the guard and replays the topics through the same handler. While no records arrive it asks
+every ``probe_interval_s`` too: a Redis that came back empty while the stream was idle is rebuilt at once,
+not at the next event, and a Redis that is down while the stream is idle is reported (``on_error`` of the
+guard) and its return too (``on_idle_ok``).
 
 With a :class:`~streams.broker_epoch.LogLedger` and :class:`BrokerHooks`, it also survives the broker going
 away: a watcher probes the broker's metadata every ``probe_interval_s`` and reports loss and return
@@ -97,6 +100,7 @@ class BatchConsumer(Service):
         guard: StateGuard | None = None,
         on_rewind: Callable[[], None] | None = None,
         ledger: LogLedger | None = None,
+        on_idle_ok: Callable[[], None] | None = None,
         hooks: BrokerHooks | None = None,
         **kwargs: object,
     ) -> None:
@@ -104,6 +108,8 @@ class BatchConsumer(Service):
         self.handler = handler
         self.guard = guard
         self.on_rewind = on_rewind
+        self.on_idle_ok = on_idle_ok  # an idle check of the guard succeeded (its service answers)
+        self._next_idle_check = 0.0  # monotonic time of the next guard check while no records arrive
         self.ledger = ledger
         self.hooks = hooks or BrokerHooks()
         self.broker_ok = True
@@ -180,6 +186,7 @@ class BatchConsumer(Service):
                     continue
             if not records:
                 self.last_poll = time.time()
+                await self._idle_check()
                 continue
             async with self.batch_lock:
                 try:
@@ -333,6 +340,28 @@ class BatchConsumer(Service):
                     "new broker epoch: the learner did not rewind (try %d)", attempt + 1, exc_info=True
                 )
                 await asyncio.sleep(min(0.5 * 2**attempt, 5.0))
+
+    async def _idle_check(self) -> None:
+        """Ask the guard while the stream is idle (every ``probe_interval_s``, once partitions are assigned).
+
+        Before a batch is not enough: a Redis that came back empty after the last event would stay empty
+        (no rebuild, every feature missing) until the next event arrives. Without an assignment nothing
+        is checked: a rewind then would renew the guard without replaying anything.
+        """
+        assert self.consumer is not None
+        if self.guard is None or time.monotonic() < self._next_idle_check or not self.consumer.assignment():
+            return
+        self._next_idle_check = time.monotonic() + self.options.probe_interval_s
+        async with self.batch_lock:
+            try:
+                if self.guard.state_lost():
+                    await self._rewind()
+                elif self.on_idle_ok is not None:
+                    self.on_idle_ok()
+            except asyncio.CancelledError:
+                raise
+            except Exception:  # the guard reported it (on_error); check again at the next interval
+                logger.warning("idle state check failed; retrying in %.1fs", self.options.probe_interval_s)
 
     async def _rewind(self) -> None:
         """Seek every assigned partition to its beginning and commit there, then renew the guard."""

@@ -306,6 +306,58 @@ def wait_for(what: str, predicate: Callable[[], bool], timeout: float, worker: W
     raise AssertionError(f"timed out after {timeout:.0f}s waiting for {what}\n{tail}")
 
 
+async def _log_ends(bootstrap: str, topics: Sequence[str], count: int) -> dict[TopicPartition, int]:
+    c = AIOKafkaConsumer(bootstrap_servers=bootstrap, group_id=None, auto_offset_reset="earliest")
+    await c.start()
+    try:
+        await c.topics()  # the metadata of every topic
+        tps = [TopicPartition(t, p) for t in topics for p in sorted(c.partitions_for_topic(t) or ())]
+        c.assign(tps)
+        await c.seek_to_beginning(*tps)
+        ends, seen = dict.fromkeys(tps, 0), 0
+        deadline = time.monotonic() + 60
+        while seen < count and time.monotonic() < deadline:
+            for tp, rs in (await c.getmany(timeout_ms=500)).items():
+                seen += len(rs)
+                ends[tp] = rs[-1].offset + 1
+        if seen != count:
+            raise AssertionError(f"{topics} hold {seen} messages, not the {count} produced")
+        return ends
+    finally:
+        await c.stop()
+
+
+def log_ends(bootstrap: str, topics: Sequence[str], count: int) -> dict[TopicPartition, int]:
+    """The offset after the last message of each partition of ``topics``, which hold ``count`` messages.
+
+    Read from the messages themselves: Tansu's ListOffsets can answer less than the last offset + 1
+    (its offsets have gaps), so ``end_offsets`` is no measure of what a consumer has left to read.
+    """
+    return asyncio.run(_log_ends(bootstrap, topics, count))
+
+
+async def _group_backlog(bootstrap: str, group: str, ends: Mapping[TopicPartition, int]) -> int:
+    # a consumer of the group that never subscribes: it reads the group's offsets without joining it
+    c = AIOKafkaConsumer(bootstrap_servers=bootstrap, group_id=group, enable_auto_commit=False)
+    await c.start()
+    try:
+        backlog = 0
+        for tp, end in ends.items():
+            backlog += end - ((await c.committed(tp)) or 0)
+        return backlog
+    finally:
+        await c.stop()
+
+
+def group_backlog(bootstrap: str, group: str, ends: Mapping[TopicPartition, int]) -> int:
+    """Messages before ``ends`` (see :func:`log_ends`) past the offsets ``group`` committed.
+
+    The worker commits a batch only after its effects are in Redis, and a rebuild commits the beginning of
+    every partition before replaying, so 0 after a rebuild means the replay rewrote every event.
+    """
+    return asyncio.run(_group_backlog(bootstrap, group, ends))
+
+
 # -- kill -9 supervisor ---------------------------------------------------------------------------------
 
 

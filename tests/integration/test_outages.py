@@ -7,7 +7,8 @@ outage, count the errors (``hanzo_redis_errors_total``) and, once Redis is back,
 exactly once (our own recomputation), scored every order and learned every label once. With a Redis that
 comes back empty (the embedded default keeps no data) the features must be rebuilt from Kafka, as the
 architecture promises (Redis is rebuildable from the topics): the worker finds its epoch marker gone,
-replays its partitions from the beginning and ends with the same features, scores and labels.
+replays its partitions from the beginning and ends with the same features, scores and labels. The same
+loss after the last event, with nothing left to consume, is reported and rebuilt too (no event to wait for).
 
 (b) The same event sent again (same id, a new offset; as-is, with another total, with a later event time)
 changes no aggregate.
@@ -18,11 +19,12 @@ from __future__ import annotations
 import asyncio
 import subprocess
 import time
+from collections.abc import Callable, Mapping
 from pathlib import Path
 
 import pytest
 import redis
-from aiokafka import AIOKafkaProducer
+from aiokafka import AIOKafkaProducer, TopicPartition
 
 from hanzo.ml.config.errors import ServiceUnavailableError
 from hanzo.ml.schemas.events import CustomerEvent, Order, to_json
@@ -34,7 +36,9 @@ from tests.chaos_support import (
     Worker,
     compare_features,
     feature_store,
+    group_backlog,
     labels_of,
+    log_ends,
     missing_scores,
     wait_for,
     worker_env,
@@ -89,6 +93,37 @@ def _stop(proc: subprocess.Popen[bytes]) -> None:
     proc.wait(10)
 
 
+def _produce_all(events: list, bootstrap: str, topic_names: dict[str, str]) -> None:
+    kinds = {"order": topic_names["orders"], "customer_event": topic_names["events"]}
+    kinds["label"] = topic_names["labels"]
+    asyncio.run(produce(events, bootstrap, kinds))
+
+
+def _worker(
+    bootstrap: str, redis_url: str, topic_names: dict[str, str], key_prefix: str, tmp_path: Path
+) -> tuple[Worker, redis.Redis]:
+    """An (unstarted) worker of this test's topics and keys, and a client of its Redis."""
+    env = worker_env(bootstrap, redis_url, topic_names, key_prefix, tmp_path / "registry", tmp_path / "state")
+    return Worker(env, tmp_path / "logs"), redis.Redis.from_url(redis_url)
+
+
+def _rebuilt_and_caught_up(
+    worker: Worker, bootstrap: str, ends: Mapping[TopicPartition, int], rebuilds: int
+) -> Callable[[], bool]:
+    """Whether ``worker`` started its ``rebuilds``-th rebuild and its group then committed ``ends``.
+
+    ``hanzo_events_processed_total`` counts the replayed events too, so it passes the number produced
+    before a replay is over; the committed offsets do not (a rebuild commits the beginning first).
+    """
+    group = worker.env["HANZO_CONSUMER_GROUP"]
+
+    def done() -> bool:
+        started = worker.metrics().get("hanzo_state_rebuilds_total") == rebuilds
+        return started and group_backlog(bootstrap, group, ends) == 0
+
+    return done
+
+
 @pytest.mark.parametrize("keeps_data", [True, False], ids=["redis-keeps-data", "redis-comes-back-empty"])
 def test_redis_outage_mid_stream(keeps_data, kafka_bootstrap, topic_names, key_prefix, tmp_path):
     events = _events(seed=31, orders=2000)
@@ -129,7 +164,11 @@ def test_redis_outage_mid_stream(keeps_data, kafka_bootstrap, topic_names, key_p
         producer.join(120)
         assert producer.error is None, producer.error
         produced = len(events) - len(labels)
-        wait_for("the stream processed", lambda: worker.processed() >= produced, 120, worker)
+        rebuilds = 1 if keeps_data else 2  # the first start, and for an empty Redis the outage
+        ends = log_ends(kafka_bootstrap, [topic_names["orders"], topic_names["events"]], produced)
+        done = _rebuilt_and_caught_up(worker, kafka_bootstrap, ends, rebuilds)
+        wait_for("the rebuild and the stream processed", done, 120, worker)
+        assert worker.processed() >= produced
         assert worker.alive and worker.starts == 1
         code, body = worker.health()
         assert (code, body["status"], body["redis"]) == (200, "ok", "ok")
@@ -140,7 +179,39 @@ def test_redis_outage_mid_stream(keeps_data, kafka_bootstrap, topic_names, key_p
         wait_for("every label learned", lambda: (worker.examples() or 0) >= len(labels), 60, worker)
         assert worker.examples() == len(labels)
         replays = worker.log_path.read_text(errors="replace").count("state lost: replaying")
-        assert replays == (1 if keeps_data else 2)  # the first start, and for an empty Redis the outage
+        assert replays == rebuilds
+    finally:
+        worker.stop()
+        client.close()
+        _stop(redis_proc)
+
+
+def test_redis_lost_while_the_stream_is_idle(kafka_bootstrap, topic_names, key_prefix, tmp_path):
+    """Redis stopped after the last event and restarted empty: with no batch to notice it, the worker must
+    still report the outage on /health and rebuild the features at once, not at the next event."""
+    events = _events(seed=37, orders=500)
+    _produce_all(events, kafka_bootstrap, topic_names)
+    produced = len(events) - len(labels_of(events))
+    ends = log_ends(kafka_bootstrap, [topic_names["orders"], topic_names["events"]], produced)
+    port, data_dir = free_port(), tmp_path / "redis"
+    redis_proc = start_redis(port, data_dir)
+    redis_url = f"redis://127.0.0.1:{port}/0"
+    worker, client = _worker(kafka_bootstrap, redis_url, topic_names, key_prefix, tmp_path)
+    try:
+        worker.start()
+        first = _rebuilt_and_caught_up(worker, kafka_bootstrap, ends, 1)  # the first start replays too
+        wait_for("the stream processed", first, 120, worker)
+        _stop(redis_proc)
+        wait_for("/health degraded while idle", lambda: worker.health()[0] == 503, 30, worker)
+        redis_proc = start_redis(port, data_dir)
+        done = _rebuilt_and_caught_up(worker, kafka_bootstrap, ends, 2)
+        wait_for("the rebuild of an idle stream", done, 120, worker)
+        wait_for("/health ok again", lambda: worker.health()[0] == 200, 30, worker)
+        report = compare_features(client, key_prefix, events)
+        assert report.lost_orders == 0 and report.double_counted_orders == 0
+        assert report.mismatches == [] and report.values_checked > 1000
+        order_ids = [e.order_id for e in events if isinstance(e, Order)]
+        assert missing_scores(client, key_prefix, order_ids) == []
     finally:
         worker.stop()
         client.close()
@@ -191,14 +262,8 @@ def test_duplicate_events_change_no_aggregate(kafka_bootstrap, redis_url, topic_
     events = _events(seed=41, orders=600)
     orders = [e for e in events if isinstance(e, Order)]
     customer_events = [e for e in events if isinstance(e, CustomerEvent)]
-    kinds = {"order": topic_names["orders"], "customer_event": topic_names["events"]}
-    kinds["label"] = topic_names["labels"]
-    asyncio.run(produce(events, kafka_bootstrap, kinds))
-    env = worker_env(
-        kafka_bootstrap, redis_url, topic_names, key_prefix, tmp_path / "registry", tmp_path / "state"
-    )
-    worker = Worker(env, tmp_path / "logs")
-    client = redis.Redis.from_url(redis_url)
+    _produce_all(events, kafka_bootstrap, topic_names)
+    worker, client = _worker(kafka_bootstrap, redis_url, topic_names, key_prefix, tmp_path)
     try:
         worker.start()
         first = len(orders) + len(customer_events)

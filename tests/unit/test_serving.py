@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import random
-from collections.abc import Sequence
+import time
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import pytest
@@ -23,6 +24,14 @@ from hanzo.ml.streams.runtime import resolve_spec_path
 
 T0 = 1_700_000_000_000
 FEATURES = ["orders_24h", "spend_24h", "lifetime_spend", "order_total"]
+
+
+async def until(what: str, predicate: Callable[[], bool], timeout: float = 30.0) -> None:
+    """Poll ``predicate`` every 10 ms while the loop runs; fail naming ``what`` after ``timeout`` s."""
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        assert time.monotonic() < deadline, f"timed out after {timeout:.0f}s waiting for {what}"
+        await asyncio.sleep(0.01)
 
 
 class CountingStore:
@@ -213,10 +222,7 @@ async def test_hot_reload_swaps_between_batches_without_failed_requests(
     served = store if reads == "inline" else SlowStore(store, seconds=0.002)
     engine = ServingEngine(served, registry=registry, cache_size=0, max_batch=4)
     engine.follow("fraud", every_s=0.01)
-    for _ in range(200):
-        if engine.models():
-            break
-        await asyncio.sleep(0.01)
+    await until("the first version served", lambda: bool(engine.models()))
     assert [m["version"] for m in engine.models()] == ["1.0.0"]
 
     answers: list[tuple[str | None, float, dict]] = []
@@ -235,15 +241,16 @@ async def test_hot_reload_swaps_between_batches_without_failed_requests(
                 continue
             answers.append((p.version, p.score, p.features))
 
+    def answered(version: str) -> int:
+        return sum(v == version for v, _, _ in answers)
+
     callers = [asyncio.create_task(caller(i)) for i in range(8)]
-    await asyncio.sleep(0.05)
+    # the checks below look at the 20 answers either side of the switch: wait for them, not for a time
+    await until("20 answers from 1.0.0", lambda: answered("1.0.0") >= 20)
     v2 = await asyncio.to_thread(registry.register, new_model, "fraud", "1.1.0", {"features": FEATURES})
     await asyncio.to_thread(registry.promote, "fraud", v2.version)
-    for _ in range(300):
-        if engine.served("fraud").version == "1.1.0":
-            break
-        await asyncio.sleep(0.01)
-    await asyncio.sleep(0.05)
+    await until("the reload of 1.1.0", lambda: engine.served("fraud").version == "1.1.0")
+    await until("20 answers from 1.1.0", lambda: answered("1.1.0") >= 20)
     stop.set()
     await asyncio.gather(*callers)
     await engine.close()
@@ -272,7 +279,7 @@ async def test_follow_keeps_serving_when_the_registry_fails(store: FeatureStore,
     registry.promote("fraud", v2.version)
     artifact.write_bytes(artifact.read_bytes() + b"tampered")
     engine.follow("fraud", every_s=0.01)
-    await asyncio.sleep(0.1)
+    await until("a failed reload", lambda: engine.reload_errors >= 1)
     await engine.close()
     assert engine.reload_errors >= 1
     assert engine.served("fraud").version == "1.0.0"
