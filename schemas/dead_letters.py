@@ -14,6 +14,8 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
+from hanzo.ml.schemas.wire_json import dumps as dumps_json
+
 logger = logging.getLogger(__name__)
 
 #: Reasons are a short closed vocabulary (metric label values), the detail goes in ``error``.
@@ -84,7 +86,7 @@ class DeadLetter:
             "key_b64": base64.b64encode(self.key).decode() if self.key is not None else None,
             "value_b64": base64.b64encode(self.value).decode() if self.value is not None else None,
         }
-        return json.dumps(doc).encode()
+        return dumps_json(doc)
 
     @classmethod
     def from_json(cls, raw: bytes) -> DeadLetter:

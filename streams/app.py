@@ -8,7 +8,6 @@ lifecycle, signal handling, timers and the web server (bound to 127.0.0.1 by def
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 import time
 from collections.abc import Callable, Sequence
@@ -26,6 +25,7 @@ from hanzo.ml.learners.spec import PipelineSpec
 from hanzo.ml.monitor import Monitor
 from hanzo.ml.monitor.feature_drift import FeatureKind
 from hanzo.ml.monitor.metrics import serve_metrics
+from hanzo.ml.schemas import wire_json
 from hanzo.ml.schemas.dead_letters import DeadLetter
 from hanzo.ml.schemas.events import to_json
 from hanzo.ml.streams.batch_consumer import BatchConsumer, ConsumerOptions
@@ -141,7 +141,7 @@ class Hub:
         if self.score_topic_models:
             scores = [w for w in outcome.scores if w.model in self.score_topic_models]
             for w in scores:
-                value = json.dumps({"subject": w.subject, **w.record}).encode()
+                value = wire_json.dumps({"subject": w.subject, **w.record})
                 out.append((topics["scores"], value, w.subject.encode()))
         return out
 
