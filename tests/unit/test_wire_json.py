@@ -40,7 +40,7 @@ def test_hot_path_records_read_back_the_same() -> None:
         {"x": x, "score": 0.5, "event_time_ms": 1_767_225_673_888},
         {"x": {**x, "nan": float("nan"), "inf": float("inf"), "ninf": float("-inf")}, "score": None},
         {"score": np.float64(0.3), "n": 5, "neg0": -0.0, "tiny": 5e-324, "big": 1.7976931348623157e308},
-        {"text": "é ☃ \U0001f600 \x00 \n \" \\", "ids": ["a", "b"], "t": (1, 2), "b": [True, False]},
+        {"text": 'é ☃ \U0001f600 \x00 \n " \\', "ids": ["a", "b"], "t": (1, 2), "b": [True, False]},
         {1: "int key", 2.5: "float key", None: "none key", False: "bool key"},
         {"huge": 2**70, "neg": -(2**63), "max": 2**64 - 1},
         {"surrogate": "\ud800"},
