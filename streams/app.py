@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections import Counter
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -26,7 +27,7 @@ from hanzo.ml.monitor import Monitor
 from hanzo.ml.monitor.feature_drift import FeatureKind
 from hanzo.ml.monitor.metrics import serve_metrics
 from hanzo.ml.schemas import wire_json
-from hanzo.ml.schemas.dead_letters import DeadLetter
+from hanzo.ml.schemas.dead_letters import DeadLetter, DeadLetterWarnings
 from hanzo.ml.schemas.events import to_json
 from hanzo.ml.streams.batch_consumer import BatchConsumer, ConsumerOptions
 from hanzo.ml.streams.broker_epoch import LogLedger, worker_hooks
@@ -83,6 +84,7 @@ class Hub:
         #: models whose scores also go to the scores topic (``scoring.write_topic``)
         self.score_topic_models = {spec.name for spec in runtime.specs if spec.scoring.write_topic}
         self.last_lag: int | None = None
+        self.dead_letter_warnings = DeadLetterWarnings()
         self.monitors: dict[str, Monitor] = {
             spec.name: Monitor(
                 spec.name,
@@ -123,11 +125,13 @@ class Hub:
         return [(topic, d.to_json(), d.key) for d in letters]
 
     def dead_letters_sent(self, letters: Sequence[DeadLetter]) -> None:
-        """Count and log dead letters the broker acknowledged (a failed batch is retried, not counted)."""
+        """Count the dead letters the broker acknowledged (a failed batch is retried, not counted); warn."""
+        if not letters:
+            return
         m = self.runtime.metrics
-        for d in letters:
-            m.child(m.dead_letters_total, d.topic, d.reason).inc()
-            logger.warning("dead letter %s/%d@%d: %s", d.topic, d.partition, d.offset, d.error[:200])
+        for (topic, reason), n in Counter((d.topic, d.reason) for d in letters).items():
+            m.child(m.dead_letters_total, topic, reason).inc(n)
+        self.dead_letter_warnings.note(letters)
 
     def batch_messages(self, outcome: BatchOutcome) -> list[tuple[str, bytes, bytes | None]]:
         """What an order batch publishes, as ``(topic, value, key)``.
