@@ -215,9 +215,9 @@ class Metrics:
     def child(self, metric: _M, *values: str) -> _M:
         """``metric.labels(*values)``, cached: the hot path asks for the same few series every batch.
 
-        ``labels()`` checks the values and takes the metric's lock on each call (~2 us here), a cached
-        child is a dict look-up. Values go in the order the labels were declared. Not for a metric whose
-        series are removed (``model_version_info``): a removed child would keep counting unseen.
+        ``labels()`` checks the values and takes the metric's lock on each call (~1 us here), a cached
+        child is a dict look-up (~0.2 us). Values go in the order the labels were declared. Not for a
+        metric whose series are removed (``model_version_info``): a removed child would count unseen.
 
         Examples
         --------
