@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 import numpy as np
+from rich.console import Console
+from rich.table import Table
 
 
 def latency_ms(seconds: Sequence[float], prefix: str = "") -> dict[str, float]:
@@ -23,3 +25,14 @@ def latency_ms(seconds: Sequence[float], prefix: str = "") -> dict[str, float]:
         f"{prefix}p99_ms": round(float(np.percentile(a, 99)), 4),
         f"{prefix}max_ms": round(float(a.max()), 4),
     }
+
+
+def print_figures(console: Console, title: str, section: Mapping[str, object]) -> None:
+    """Print a section's figures (all but ``machine``) as a two-column table."""
+    table = Table(title=title)
+    table.add_column("figure")
+    table.add_column("value", justify="right")
+    for k, v in section.items():
+        if k != "machine":
+            table.add_row(k, f"{v:,}" if isinstance(v, int | float) else str(v))
+    console.print(table)

@@ -25,9 +25,8 @@ from pathlib import Path
 
 import redis
 from rich.console import Console
-from rich.table import Table
 
-from bench.common import latency_ms
+from bench.common import latency_ms, print_figures
 from bench.results import machine, write_section
 from hanzo.ml.config.settings import Settings
 from hanzo.ml.features import EventRecord, FeatureStore, RedisOnlineStore, load_definitions
@@ -154,13 +153,7 @@ def main(argv: list[str] | None = None) -> dict[str, object]:
     section = run(args.orders)
     write_section("features", section)
     title = f"features: {section['orders']:,} orders, {section['customer_features']} customer features"
-    t = Table(title=title)
-    t.add_column("figure")
-    t.add_column("value", justify="right")
-    for k, v in section.items():
-        if k != "machine":
-            t.add_row(k, f"{v:,}" if isinstance(v, int | float) else str(v))
-    console.print(t)
+    print_figures(console, title, section)
     return section
 
 

@@ -25,6 +25,7 @@ from typing import Any
 from redis.cluster import RedisCluster
 
 from hanzo.ml.learners.keys import score_key, vector_key
+from hanzo.ml.schemas import wire_json
 
 logger = logging.getLogger(__name__)
 
@@ -252,7 +253,7 @@ class RedisVectorStore(VectorStore):
         if not scores and not vectors:
             return
         p = self.key_prefix
-        dumps = json.dumps
+        dumps = wire_json.dumps
         keys: list[str] = []
         args: list[Any] = [len(scores) + len(vectors)]
         for s in scores:

@@ -42,7 +42,7 @@ from __future__ import annotations
 import logging
 import threading
 from dataclasses import dataclass
-from typing import Literal
+from typing import Any, Literal, TypeVar
 from wsgiref.simple_server import WSGIServer
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, start_http_server
@@ -63,6 +63,7 @@ PROCESSING_LATENCY_BUCKETS = (
 )  # fmt: skip
 
 MetricType = Literal["counter", "gauge", "histogram"]
+_M = TypeVar("_M", Counter, Gauge, Histogram)
 
 
 @dataclass(frozen=True)
@@ -104,6 +105,7 @@ class Metrics:
         self._docs: list[MetricDoc] = []
         self._versions: dict[tuple[str, str], str] = {}
         self._versions_lock = threading.Lock()
+        self._children: dict[tuple[int, tuple[str, ...]], Any] = {}
 
         # Ingestion.
         self.events_processed_total = self._counter(
@@ -209,6 +211,29 @@ class Metrics:
     def _histogram(self, name: str, help_: str, buckets: tuple[float, ...], *labels: str) -> Histogram:
         self._docs.append(MetricDoc(PREFIX + name, "histogram", labels, help_))
         return Histogram(PREFIX + name, help_, labels, buckets=buckets, registry=self.registry)
+
+    def child(self, metric: _M, *values: str) -> _M:
+        """``metric.labels(*values)``, cached: the hot path asks for the same few series every batch.
+
+        ``labels()`` checks the values and takes the metric's lock on each call (~1 us here), a cached
+        child is a dict look-up (~0.2 us). Values go in the order the labels were declared. Not for a
+        metric whose series are removed (``model_version_info``): a removed child would count unseen.
+
+        Examples
+        --------
+        >>> from prometheus_client import CollectorRegistry
+        >>> m = Metrics(CollectorRegistry())
+        >>> child = m.child(m.dead_letters_total, "orders", "schema")
+        >>> child is m.child(m.dead_letters_total, "orders", "schema")
+        True
+        >>> child is m.dead_letters_total.labels("orders", "schema")
+        True
+        """
+        key = (id(metric), values)
+        found = self._children.get(key)
+        if found is None:
+            found = self._children[key] = metric.labels(*values)
+        return found
 
     def describe(self) -> list[MetricDoc]:
         """Every metric: name, type, label names, help text, in declaration order."""

@@ -469,18 +469,16 @@ class Monitor:
             if self._checks_seen.get(feature) == detector.n_checks or detector.statistic is None:
                 continue
             self._checks_seen[feature] = detector.n_checks
-            labels = {"model": self.model, "detector": detector.test_name, "feature": feature}
-            m.drift_statistic.labels(**labels).set(detector.statistic)
+            labels = (self.model, detector.test_name, feature)
+            m.child(m.drift_statistic, *labels).set(detector.statistic)
             if detector.p_value is not None:
-                m.drift_p_value.labels(**labels).set(detector.p_value)
+                m.child(m.drift_p_value, *labels).set(detector.p_value)
         for kind, active in self._drift_active().items():
             if self._active.get(kind) != active:
                 self._active[kind] = active
-                m.drift_active.labels(model=self.model, kind=kind).set(int(active))
+                m.child(m.drift_active, self.model, kind).set(int(active))
         if self.n_labelled and self.n_labelled % self.trend_every == 0 and self._trend:
-            m.model_metric.labels(model=self.model, metric=self.metric_name, window="rolling").set(
-                self._trend[-1]
-            )
+            m.child(m.model_metric, self.model, self.metric_name, "rolling").set(self._trend[-1])
 
     def status(self) -> MonitorStatus:
         """Return the current status (drift per feature and detector, metric trend, latency, last alarm)."""

@@ -11,8 +11,12 @@ import json
 import logging
 import re
 import time
+from collections import Counter
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
+
+from hanzo.ml.schemas.wire_json import dumps as dumps_json
 
 logger = logging.getLogger(__name__)
 
@@ -84,7 +88,7 @@ class DeadLetter:
             "key_b64": base64.b64encode(self.key).decode() if self.key is not None else None,
             "value_b64": base64.b64encode(self.value).decode() if self.value is not None else None,
         }
-        return json.dumps(doc).encode()
+        return dumps_json(doc)
 
     @classmethod
     def from_json(cls, raw: bytes) -> DeadLetter:
@@ -99,3 +103,58 @@ class DeadLetter:
             key=base64.b64decode(d["key_b64"]) if d.get("key_b64") is not None else None,
             value=base64.b64decode(d["value_b64"]) if d.get("value_b64") is not None else None,
         )
+
+
+class DeadLetterWarnings:
+    """Warn about dead letters at most once per ``interval_s``, with the counts since the last warning.
+
+    A stream of bad messages must not become a stream of log lines (one per message): every dead letter is
+    on the dead-letter topic with its reason and counted in ``hanzo_dead_letters_total``; the log says how
+    many, by reason, and shows the latest. The first dead letter is logged at once, the ones that follow
+    within ``interval_s`` with the next warning (when a dead letter comes after the interval).
+
+    Examples
+    --------
+    >>> now = [0.0]
+    >>> w = DeadLetterWarnings(interval_s=10.0, clock=lambda: now[0])
+    >>> d = DeadLetter("schema", "order: field 'total' is missing", "orders", 0, 7, None, b"{}")
+    >>> w.note([d]), w.note([d, d]), w.pending
+    (True, False, 2)
+    >>> now[0] = 11.0
+    >>> w.note([d]), w.pending
+    (True, 0)
+    """
+
+    def __init__(self, interval_s: float = 10.0, clock: Callable[[], float] = time.monotonic) -> None:
+        self.interval_s = interval_s
+        self.clock = clock
+        self._reasons: Counter[str] = Counter()
+        self._last: float | None = None
+
+    @property
+    def pending(self) -> int:
+        """Dead letters noted and not yet in a warning."""
+        return sum(self._reasons.values())
+
+    def note(self, letters: Sequence[DeadLetter]) -> bool:
+        """Count ``letters``; log a warning when the interval has passed. Returns whether it logged."""
+        if not letters:
+            return False
+        self._reasons.update(d.reason for d in letters)
+        now = self.clock()
+        if self._last is not None and now - self._last < self.interval_s:
+            return False
+        self._last = now
+        d = letters[-1]
+        reasons = ", ".join(f"{reason} {n}" for reason, n in self._reasons.most_common())
+        logger.warning(
+            "%d dead letters (%s); the latest %s/%d@%d: %s",
+            self.pending,
+            reasons,
+            d.topic,
+            d.partition,
+            d.offset,
+            d.error[:200],
+        )
+        self._reasons.clear()
+        return True

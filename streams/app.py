@@ -8,9 +8,9 @@ lifecycle, signal handling, timers and the web server (bound to 127.0.0.1 by def
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 import time
+from collections import Counter
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -26,7 +26,8 @@ from hanzo.ml.learners.spec import PipelineSpec
 from hanzo.ml.monitor import Monitor
 from hanzo.ml.monitor.feature_drift import FeatureKind
 from hanzo.ml.monitor.metrics import serve_metrics
-from hanzo.ml.schemas.dead_letters import DeadLetter
+from hanzo.ml.schemas import wire_json
+from hanzo.ml.schemas.dead_letters import DeadLetter, DeadLetterWarnings
 from hanzo.ml.schemas.events import to_json
 from hanzo.ml.streams.batch_consumer import BatchConsumer, ConsumerOptions
 from hanzo.ml.streams.broker_epoch import LogLedger, worker_hooks
@@ -83,6 +84,7 @@ class Hub:
         #: models whose scores also go to the scores topic (``scoring.write_topic``)
         self.score_topic_models = {spec.name for spec in runtime.specs if spec.scoring.write_topic}
         self.last_lag: int | None = None
+        self.dead_letter_warnings = DeadLetterWarnings()
         self.monitors: dict[str, Monitor] = {
             spec.name: Monitor(
                 spec.name,
@@ -123,11 +125,13 @@ class Hub:
         return [(topic, d.to_json(), d.key) for d in letters]
 
     def dead_letters_sent(self, letters: Sequence[DeadLetter]) -> None:
-        """Count and log dead letters the broker acknowledged (a failed batch is retried, not counted)."""
+        """Count the dead letters the broker acknowledged (a failed batch is retried, not counted); warn."""
+        if not letters:
+            return
         m = self.runtime.metrics
-        for d in letters:
-            m.dead_letters_total.labels(topic=d.topic, reason=d.reason).inc()
-            logger.warning("dead letter %s/%d@%d: %s", d.topic, d.partition, d.offset, d.error[:200])
+        for (topic, reason), n in Counter((d.topic, d.reason) for d in letters).items():
+            m.child(m.dead_letters_total, topic, reason).inc(n)
+        self.dead_letter_warnings.note(letters)
 
     def batch_messages(self, outcome: BatchOutcome) -> list[tuple[str, bytes, bytes | None]]:
         """What an order batch publishes, as ``(topic, value, key)``.
@@ -141,7 +145,7 @@ class Hub:
         if self.score_topic_models:
             scores = [w for w in outcome.scores if w.model in self.score_topic_models]
             for w in scores:
-                value = json.dumps({"subject": w.subject, **w.record}).encode()
+                value = wire_json.dumps({"subject": w.subject, **w.record})
                 out.append((topics["scores"], value, w.subject.encode()))
         return out
 
@@ -157,7 +161,7 @@ class Hub:
             outcome = await rt.processor.process_async(records)
         except Exception:
             self.redis_ok = False
-            rt.metrics.redis_errors_total.labels(op="process_batch").inc()
+            rt.metrics.child(rt.metrics.redis_errors_total, "process_batch").inc()
             raise
         self.redis_ok = True
         await self.publish(self.batch_messages(outcome))
@@ -165,7 +169,7 @@ class Hub:
         m = rt.metrics
         for name, n in outcome.expired.items():
             if n:
-                m.labels_expired_total.labels(model=name).inc(n)
+                m.child(m.labels_expired_total, name).inc(n)
         observed: dict[str, tuple[list[dict[str, Any]], list[float], list[float]]] = {}
         for name, x, score, seconds in outcome.predictions:
             if name in self.monitors:
@@ -179,22 +183,18 @@ class Hub:
         for r in records:
             per_topic[r.topic] = per_topic.get(r.topic, 0) + 1
         for topic, n in per_topic.items():
-            m.events_processed_total.labels(topic=topic).inc(n)
-        m.duplicate_events_total.labels(topic=rt.topics["orders"]).inc(
+            m.child(m.events_processed_total, topic).inc(n)
+        m.child(m.duplicate_events_total, rt.topics["orders"]).inc(
             outcome.statuses.get("duplicate", 0) + outcome.statuses.get("fenced", 0)
         )
-        m.late_events_total.labels(topic=rt.topics["orders"]).inc(outcome.statuses.get("late", 0))
+        m.child(m.late_events_total, rt.topics["orders"]).inc(outcome.statuses.get("late", 0))
         for scorer in rt.processor.scorers:
-            m.predictions_total.labels(model=scorer.name).inc(outcome.orders)
-        hist = (
-            m.scoring_latency_seconds.labels(model=rt.processor.scorers[0].name)
-            if rt.processor.scorers
-            else None
-        )
-        if hist is not None:
+            m.child(m.predictions_total, scorer.name).inc(outcome.orders)
+        if rt.processor.scorers:
+            hist = m.child(m.scoring_latency_seconds, rt.processor.scorers[0].name)
             for s in outcome.scoring_seconds:
                 hist.observe(s)
-        m.processing_latency_seconds.labels(stage="order_batch").observe(time.perf_counter() - t0)
+        m.child(m.processing_latency_seconds, "order_batch").observe(time.perf_counter() - t0)
         m.worker_last_progress_timestamp_seconds.set(time.time())
 
     async def handle_labels(self, outcome: LabelBatchOutcome) -> None:
@@ -215,15 +215,15 @@ class Hub:
         for slot in self.runtime.slots:
             n = outcome.learned.get(slot.name, 0)
             if n:
-                m.labels_learned_total.labels(model=slot.name).inc(n)
+                m.child(m.labels_learned_total, slot.name).inc(n)
                 m.worker_last_progress_timestamp_seconds.set(time.time())
             d = outcome.drifts.get(slot.name, 0)
             if d and slot.name not in self.monitors:  # a model's Monitor counts its own loss alarms
-                m.drift_alarms_total.labels(model=slot.name, detector="adwin", feature="(loss)").inc(d)
+                m.child(m.drift_alarms_total, slot.name, "adwin", "(loss)").inc(d)
             for window, values in slot.learner.metric_values().items():
                 for metric, value in values.items():
                     if value is not None:
-                        m.model_metric.labels(model=slot.name, metric=metric, window=window).set(float(value))
+                        m.child(m.model_metric, slot.name, metric, window).set(float(value))
 
     def owned_order_partitions(self) -> set[tuple[str | None, int]]:
         """The orders partitions assigned to this worker now."""

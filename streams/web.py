@@ -28,6 +28,7 @@ from faust.web import Request, Response, View
 from hanzo.ml.config.errors import HanzoError, ServiceUnavailableError, ValidationError
 from hanzo.ml.learners.serving import ServingEngine
 from hanzo.ml.learners.serving_models import UnknownModelError
+from hanzo.ml.schemas import wire_json
 
 logger = logging.getLogger(__name__)
 
@@ -77,11 +78,11 @@ def parse_features(body: bytes) -> dict[str, Any]:
 
 
 def json_response(view: View, body: Any, status: int = 200) -> Response:
-    """A JSON answer, encoded once by the standard library's shared encoder, ``charset=utf-8``.
+    """A JSON answer (orjson, :func:`schemas.wire_json.dumps`), ``charset=utf-8``.
 
     (Faust's ``View.json`` builds a new encoder class instance for every answer; this is the hot path.)
     """
-    data = json.dumps(body, separators=(",", ":")).encode()
+    data = wire_json.dumps(body)
     return view.bytes(data, status=status, headers={"Content-Type": JSON_TYPE})  # type: ignore[no-any-return]
 
 

@@ -12,7 +12,6 @@ Every value is written with a TTL; a shop reads it with one ``GET``.
 
 from __future__ import annotations
 
-import json
 import logging
 from collections.abc import Iterable
 from typing import Any
@@ -20,6 +19,7 @@ from typing import Any
 import redis
 
 from hanzo.ml.config.errors import ConfigError, ServiceUnavailableError
+from hanzo.ml.schemas import wire_json
 
 logger = logging.getLogger(__name__)
 
@@ -54,7 +54,7 @@ def write_json(client: Any, items: Iterable[tuple[str, Any]], ttl_s: int, batch:
     try:
         for key, value in items:
             first = first or key
-            pipe.set(key, json.dumps(value, separators=(",", ":")), ex=ttl_s)
+            pipe.set(key, wire_json.dumps(value), ex=ttl_s)
             n += 1
             if n % batch == 0:
                 pipe.execute()
