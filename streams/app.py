@@ -190,10 +190,10 @@ class Hub:
         m.child(m.late_events_total, rt.topics["orders"]).inc(outcome.statuses.get("late", 0))
         for scorer in rt.processor.scorers:
             m.child(m.predictions_total, scorer.name).inc(outcome.orders)
-        if rt.processor.scorers:
-            hist = m.child(m.scoring_latency_seconds, rt.processor.scorers[0].name)
-            for s in outcome.scoring_seconds:
-                hist.observe(s)
+        for model, (seconds, n) in outcome.scoring_seconds.items():
+            hist = m.child(m.scoring_latency_seconds, model)
+            for _ in range(n):  # one observation per order, as the histogram's count promises
+                hist.observe(seconds)
         m.child(m.processing_latency_seconds, "order_batch").observe(time.perf_counter() - t0)
         m.worker_last_progress_timestamp_seconds.set(time.time())
 

@@ -79,7 +79,8 @@ class BatchOutcome:
     customer_events: int = 0
     statuses: dict[str, int] = field(default_factory=dict)
     scored: int = 0
-    scoring_seconds: list[float] = field(default_factory=list)
+    scoring_seconds: dict[str, tuple[float, int]] = field(default_factory=dict)
+    """Per model: the scoring time per order (amortised over the batch) and the orders scored."""
     labels: list[Label] = field(default_factory=list)
     expired: dict[str, int] = field(default_factory=dict)
     watermark_ms: int = 0
@@ -265,7 +266,7 @@ class OrderProcessor:
             t0 = time.perf_counter()
             batch_scores = scorer.learner.score_many(xs)
             elapsed = (time.perf_counter() - t0) / len(xs)  # per order, amortised over the batch
-            out.scoring_seconds += [elapsed] * len(xs)
+            out.scoring_seconds[scorer.name] = (elapsed, len(xs))
             model, version, examples = scorer.name, scorer.learner.version, scorer.learner.examples_learned
             customer_level = scorer.level == "customer"
             refs = references.get(model)

@@ -18,7 +18,7 @@ from hanzo.ml.streams.embedded import free_port
 from hanzo.ml.streams.simulation import Simulator, SimulatorConfig, produce
 from hanzo.ml.streams.simulation.shop import ShopSimulator, ShopSimulatorConfig
 from hanzo.ml.streams.simulation.shop_events import shop_events
-from tests.chaos_support import worker_env
+from tests.chaos_support import scrape, wait_for, worker_env
 
 pytestmark = pytest.mark.integration
 
@@ -59,6 +59,7 @@ def test_worker_runs_all_six_pipelines(kafka_bootstrap, redis_url, topic_names, 
     }
     asyncio.run(produce(stream, kafka_bootstrap, topics))
 
+    metrics_port = free_port()
     env = worker_env(
         kafka_bootstrap,
         redis_url,
@@ -67,7 +68,7 @@ def test_worker_runs_all_six_pipelines(kafka_bootstrap, redis_url, topic_names, 
         tmp_path / "registry",
         tmp_path / "state",
         HANZO_WEB_PORT=str(free_port()),
-        HANZO_METRICS_PORT=str(free_port()),
+        HANZO_METRICS_PORT=str(metrics_port),
     )
     args = [a for p in PIPELINES for a in ("--pipeline", p)]
     log = tmp_path / "worker.log"
@@ -90,6 +91,17 @@ def test_worker_runs_all_six_pipelines(kafka_bootstrap, redis_url, topic_names, 
             ]
             time.sleep(0.5)
         assert not missing, f"no keys {missing}\n{log.read_text()[-3000:]}"
+
+        def latency_matches_predictions() -> bool:  # each scoring model's own latency, one per prediction
+            m = scrape(metrics_port)
+            return all(
+                m[f"hanzo_scoring_latency_seconds_count|model={model}"]
+                == m[f"hanzo_predictions_total|model={model}"]
+                > 0
+                for model in ("fraud_detection", "churn_prediction")
+            )
+
+        wait_for("the scoring latency of each model", latency_matches_predictions, 60)
 
         # read them as the README documents
         pid = shop.demand_products[0]
