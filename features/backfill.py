@@ -101,6 +101,8 @@ async def read_topics(bootstrap: str, topics: Sequence[str], timeout_s: float = 
         skipped = 0
         while todo:
             batch = await asyncio.wait_for(consumer.getmany(timeout_ms=500, max_records=10_000), timeout_s)
+            for tp in todo:  # the fetch's high watermark: Tansu's end_offsets can be low (streams.offsets)
+                ends[tp] = max(ends[tp], consumer.highwater(tp) or 0)
             for tp, msgs in batch.items():
                 for m in msgs:
                     if m.offset >= ends[tp]:

@@ -22,6 +22,7 @@ from aiokafka.errors import KafkaError
 
 from hanzo.ml.config.errors import ServiceUnavailableError
 from hanzo.ml.schemas.dead_letters import DeadLetter
+from hanzo.ml.streams.offsets import fetched_end
 from hanzo.ml.streams.security import SecuritySettings, kafka_client_kwargs
 
 logger = logging.getLogger(__name__)
@@ -140,6 +141,8 @@ async def read_dead_letters(
             pending = {tp for tp in tps if ends[tp] > await consumer.position(tp)}
             while pending:
                 batch = await consumer.getmany(*pending, timeout_ms=500)
+                for tp in pending:  # the fetch's high watermark: Tansu's end_offsets can be low
+                    ends[tp] = fetched_end(consumer, tp, ends[tp])
                 for tp, records in batch.items():
                     for rec in records:
                         if rec.offset < ends[tp]:
