@@ -39,13 +39,11 @@ from aiokafka.errors import KafkaError
 from mode import Service
 
 from hanzo.ml.streams.broker_epoch import BrokerHooks, LogLedger, log_went_back, tp_key
+from hanzo.ml.streams.offsets import broker_ends, fetched_end
 
 logger = logging.getLogger(__name__)
 
 BatchHandler = Callable[[Sequence[ConsumerRecord]], Awaitable[None]]
-
-#: How long a partition may take to yield a record when its reported end is checked (``_held_ends``).
-HELD_PROBE_S = 3.0
 
 
 class StateGuard(Protocol):
@@ -298,9 +296,10 @@ class BatchConsumer(Service):
                 )
             ends = {**gone, **{k: found[tp] for k, tp in tps.items()}}
             low = {k: tp for k, tp in tps.items() if ends[k] < recorded[k]}
-            if low:
-                async with asyncio.timeout(self.options.request_timeout_s):
-                    ends.update(await self._held_ends(low, recorded))
+            if low:  # Tansu reports low ends (streams.offsets): ask a fetch before calling a log shorter
+                o = self.options
+                held = await broker_ends(o.bootstrap, list(low.values()), o.client_kwargs)
+                ends.update({k: held[tp] for k, tp in low.items()})
         except (KafkaError, OSError, TimeoutError):
             self._broker_error("offsets")
             logger.warning("could not compare the offsets with the broker; retrying", exc_info=True)
@@ -316,44 +315,6 @@ class BatchConsumer(Service):
             return False
         await self._new_epoch(stale, recorded, ends)
         return True
-
-    async def _held_ends(
-        self, low: Mapping[str, TopicPartition], recorded: Mapping[str, int]
-    ) -> dict[str, int]:
-        """The ledger's offset of each partition in ``low`` whose log still holds the record before it.
-
-        Tansu answers ``ListOffsets`` (latest) with an end below the last offset + 1 when the last produce
-        request carried several records, so a reported end below the ledger is confirmed by reading the
-        record at ``recorded - 1``: a log that really went back (a broker that came back empty) no longer
-        has it, and this one-off read at assignment keeps a restart from replaying every topic. A partition
-        that yields no record within :data:`HELD_PROBE_S` is empty: its log went back.
-        """
-        probe = AIOKafkaConsumer(
-            bootstrap_servers=self.options.bootstrap,
-            group_id=None,
-            enable_auto_commit=False,
-            auto_offset_reset="earliest",  # an offset past a new, shorter log reads it from its start
-            **self.options.client_kwargs,
-        )
-        await probe.start()
-        held: dict[str, int] = {}
-        try:
-            probe.assign(list(low.values()))
-            for key, tp in low.items():
-                probe.seek(tp, recorded[key] - 1)
-            pending = dict(low)
-            deadline = time.monotonic() + HELD_PROBE_S
-            while pending and time.monotonic() < deadline:
-                batches = await probe.getmany(*pending.values(), timeout_ms=500, max_records=1)
-                for key, tp in list(pending.items()):
-                    records = batches.get(tp)
-                    if records:
-                        if records[0].offset >= recorded[key] - 1:
-                            held[key] = recorded[key]
-                        del pending[key]
-        finally:
-            await probe.stop()
-        return held
 
     async def _new_epoch(
         self, stale: list[str], recorded: Mapping[str, int], ends: Mapping[str, int]
@@ -440,5 +401,5 @@ class BatchConsumer(Service):
         out: dict[str, int] = {}
         for tp in assigned:
             pos = await self.consumer.position(tp)
-            out[tp.topic] = out.get(tp.topic, 0) + max(0, ends[tp] - pos)
+            out[tp.topic] = out.get(tp.topic, 0) + max(0, fetched_end(self.consumer, tp, ends[tp]) - pos)
         return out

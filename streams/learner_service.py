@@ -35,6 +35,7 @@ from hanzo.ml.learners.online import OnlineLearner
 from hanzo.ml.learners.vectors import RedisVectorStore, VectorStore
 from hanzo.ml.schemas.dead_letters import DeadLetter, classify
 from hanzo.ml.schemas.events import Label, parse_event
+from hanzo.ml.streams.offsets import broker_ends
 
 logger = logging.getLogger(__name__)
 
@@ -470,6 +471,16 @@ class LearnerService(Service):
         assert self.consumer is not None
         ends = await self.consumer.end_offsets(tps)
         begins = await self.consumer.beginning_offsets(tps)
+        low = [
+            tp
+            for tp in tps
+            if any(
+                s.learner.offsets.get(_tp_key(tp.topic, tp.partition), 0) > ends[tp]
+                for s in self.joiner.slots
+            )
+        ]
+        if low:  # Tansu reports low ends (streams.offsets): ask a fetch before calling a log shorter
+            ends.update(await broker_ends(self.bootstrap, low, self.client_kwargs))
         rewound = []
         for tp in tps:
             key = _tp_key(tp.topic, tp.partition)
