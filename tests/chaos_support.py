@@ -48,6 +48,7 @@ from hanzo.ml.config.settings import Settings
 from hanzo.ml.features import Aggregate, FeatureStore, RedisOnlineStore, load_definitions
 from hanzo.ml.schemas.events import CustomerEvent, Label, Order
 from hanzo.ml.streams.embedded import free_port
+from hanzo.ml.streams.offsets import fetched_end
 from hanzo.ml.streams.runtime import feature_lateness_ms
 from hanzo.ml.streams.simulation import produce
 
@@ -330,8 +331,8 @@ async def _log_ends(bootstrap: str, topics: Sequence[str], count: int) -> dict[T
 def log_ends(bootstrap: str, topics: Sequence[str], count: int) -> dict[TopicPartition, int]:
     """The offset after the last message of each partition of ``topics``, which hold ``count`` messages.
 
-    Read from the messages themselves: Tansu's ListOffsets can answer less than the last offset + 1
-    (its offsets have gaps), so ``end_offsets`` is no measure of what a consumer has left to read.
+    Read from the messages themselves: Tansu's ListOffsets answers the base offset of the last record
+    batch + 1 (streams/offsets.py), so ``end_offsets`` is no measure of what a consumer has left to read.
     """
     return asyncio.run(_log_ends(bootstrap, topics, count))
 
@@ -763,12 +764,15 @@ async def _read_topic(bootstrap: str, topic: str) -> list[bytes]:
         await c.seek_to_beginning(*tps)
         ends = await c.end_offsets(tps)
         deadline = time.monotonic() + 30
+        fetched = False
         while time.monotonic() < deadline:
             positions = [await c.position(tp) for tp in tps]
-            if all(pos >= ends[tp] for pos, tp in zip(positions, tps, strict=True)):
+            ends = {tp: fetched_end(c, tp, ends[tp]) for tp in tps}  # Tansu's end_offsets can be low
+            if fetched and all(pos >= ends[tp] for pos, tp in zip(positions, tps, strict=True)):
                 break
             for rs in (await c.getmany(timeout_ms=500)).values():
                 out.extend(r.value for r in rs if r.value is not None)
+            fetched = True
     finally:
         await c.stop()
     return out
