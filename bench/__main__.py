@@ -17,7 +17,7 @@ from rich.table import Table
 
 from bench.results import RESULTS
 
-ORDER = ("features", "decode", "learners", "serving", "e2e", "quality", "drift", "chaos")
+ORDER = ("features", "decode", "learners", "serving", "e2e", "profile", "quality", "drift", "chaos")
 #: figures kept in a nested object of a section that the summary shows too (section -> object -> keys)
 NESTED = {
     "e2e": {

@@ -41,6 +41,9 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -399,51 +402,74 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     return section
 
 
-def _main_run(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
-    n_orders = args.orders
+@dataclass
+class Prefilled:
+    """A broker and a redis-server of our own, with the topics made and the simulated events produced."""
+
+    bootstrap: str
+    redis_url: str
+    client: redis.Redis
+    events: list[Any]
+
+
+@contextmanager
+def prefilled(n_orders: int, workdir: Path) -> Iterator[Prefilled]:
+    """Start Tansu and redis-server on free ports and produce ``n_orders`` simulated orders (with their
+    labels) to 4 partitions a topic; both are stopped by pid on exit."""
     broker = start_broker(free_port(), workdir / "tansu.log")
     redis_proc = start_redis(free_port(), workdir / "redis")
     bootstrap = f"127.0.0.1:{_port_of(broker)}"
     redis_url = f"redis://127.0.0.1:{_port_of(redis_proc)}/0"
     client = redis.Redis.from_url(redis_url)
-    group: list[BenchWorker] = []
     try:
         asyncio.run(ensure_topics(bootstrap, {t: 4 for t in TOPICS.values()}))
         events = list(Simulator(_sim_config(n_orders)).events())
-        last_time = max(e.event_time for e in events)
         console.print(f"producing {len(events):,} events ({n_orders:,} orders) ...")
         asyncio.run(produce(events, bootstrap, KINDS, partitions=4))
-        raw = asyncio.run(_raw_drain(bootstrap, TOPICS["orders"], n_orders))
-        noop = _faust_noop(bootstrap, TOPICS["orders"], n_orders, workdir)
-        console.print("one worker on the prefilled topics ...")
-        group = start_group(1, bootstrap, redis_url, TOPICS, "w1:", workdir / "w1")
-        one = measure_group(group, TOPICS["orders"], n_orders)
-        rss_start = one.rss_samples[0][2] if one.rss_samples else group[0].rss_mb()
-        labels = group[0].metrics().get("hanzo_labels_learned_total", 0.0)
-        fresh: list[dict[str, Any]] = []
-        rate, start_ms = float(args.freshness_rate), last_time + 86_400_000
-        console.print(f"freshness at {rate:,.0f} orders/s for {args.freshness_seconds:.0f} s ...")
-        fresh.append(freshness(bootstrap, client, "w1:", rate, args.freshness_seconds, start_ms, seed=2))
-        if not fresh[0]["kept"]:
-            kept_rate = float(max(100, int(0.5 * one.orders_per_s / 100) * 100))
-            console.print(f"not kept; freshness again at {kept_rate:,.0f} orders/s ...")
-            start_ms += 30 * 86_400_000
-            fresh.append(freshness(bootstrap, client, "w1:", kept_rate, args.freshness_seconds, start_ms, 3))
-        rss_end = group[0].rss_mb()
-        stop_group(group)
-        group = []
-        console.print("one worker, then two in one group, each joined before its orders are produced ...")
-        try:
-            scale = two_workers_speedup(
-                bootstrap, redis_url, events, n_orders, workdir, repeats=args.scaleout_repeats
-            )
-        except RuntimeError as exc:  # a group that never finishes must not lose the other figures
-            scale = {"two_workers_speedup": None, "two_workers_error": str(exc)[:2000]}
+        yield Prefilled(bootstrap, redis_url, client, events)
     finally:
-        stop_group(group)
         client.close()
         for proc in (broker, redis_proc):
             stop_process(proc.pid, binary_of(proc))
+
+
+def _main_run(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
+    n_orders = args.orders
+    group: list[BenchWorker] = []
+    with prefilled(n_orders, workdir) as stack:
+        bootstrap, redis_url, client, events = stack.bootstrap, stack.redis_url, stack.client, stack.events
+        last_time = max(e.event_time for e in events)
+        try:
+            raw = asyncio.run(_raw_drain(bootstrap, TOPICS["orders"], n_orders))
+            noop = _faust_noop(bootstrap, TOPICS["orders"], n_orders, workdir)
+            console.print("one worker on the prefilled topics ...")
+            group = start_group(1, bootstrap, redis_url, TOPICS, "w1:", workdir / "w1")
+            one = measure_group(group, TOPICS["orders"], n_orders)
+            rss_start = one.rss_samples[0][2] if one.rss_samples else group[0].rss_mb()
+            labels = group[0].metrics().get("hanzo_labels_learned_total", 0.0)
+            fresh: list[dict[str, Any]] = []
+            rate, start_ms = float(args.freshness_rate), last_time + 86_400_000
+            console.print(f"freshness at {rate:,.0f} orders/s for {args.freshness_seconds:.0f} s ...")
+            fresh.append(freshness(bootstrap, client, "w1:", rate, args.freshness_seconds, start_ms, seed=2))
+            if not fresh[0]["kept"]:
+                kept_rate = float(max(100, int(0.5 * one.orders_per_s / 100) * 100))
+                console.print(f"not kept; freshness again at {kept_rate:,.0f} orders/s ...")
+                start_ms += 30 * 86_400_000
+                fresh.append(
+                    freshness(bootstrap, client, "w1:", kept_rate, args.freshness_seconds, start_ms, 3)
+                )
+            rss_end = group[0].rss_mb()
+            stop_group(group)
+            group = []
+            console.print("one worker, then two in one group, each joined before its orders are produced ...")
+            try:
+                scale = two_workers_speedup(
+                    bootstrap, redis_url, events, n_orders, workdir, repeats=args.scaleout_repeats
+                )
+            except RuntimeError as exc:  # a group that never finishes must not lose the other figures
+                scale = {"two_workers_speedup": None, "two_workers_error": str(exc)[:2000]}
+        finally:
+            stop_group(group)
     first = fresh[0]
     section: dict[str, Any] = {
         "orders": n_orders,
