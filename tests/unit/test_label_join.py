@@ -84,3 +84,32 @@ def test_snapshots_are_held_back_by_min_seconds_but_never_the_first() -> None:
         learner.learn_label(f"l{i}", {"x": float(i)}, float(i % 2), T0 + i)
     assert joiner.due_snapshots(now=104.0) == []  # 25 new examples, but 3.5 s after the last one
     assert joiner.due_snapshots(now=105.5) == [slot]
+
+
+def test_a_snapshot_keeps_the_waiting_labels_as_plain_values_and_restores_them_equal() -> None:
+    import pickle
+
+    from hanzo.ml.streams.learner_service import PickledModel
+
+    learner = OnlineLearner("fraud", linear_model.LogisticRegression())
+    waiting = [label(i) for i in range(50)]
+    learner.pending = {lab.label_id: (lab, 12.5 + i) for i, lab in enumerate(waiting)}
+    data = PickledModel(learner).data
+    # no pydantic object in the pickle: pickling thousands of them made the snapshot slow
+    assert b"hanzo.ml.schemas.events" not in data
+    back = pickle.loads(data)
+    assert back.pending == learner.pending
+    assert [type(lab) for lab, _ in back.pending.values()] == [Label] * 50
+    restored = [lab.model_dump_json() for lab, _ in back.pending.values()]
+    assert restored == [w.model_dump_json() for w in waiting]
+
+
+def test_a_snapshot_written_before_the_plain_form_still_loads() -> None:
+    import pickle
+
+    learner = OnlineLearner("fraud", linear_model.LogisticRegression())
+    learner.pending = {"l1": (label(1), 3.0)}
+    old_state = {k: v for k, v in learner.__dict__.items() if k != "_linear"}  # the old __getstate__
+    restored = OnlineLearner.__new__(OnlineLearner)
+    restored.__setstate__(pickle.loads(pickle.dumps(old_state)))
+    assert restored.pending == {"l1": (label(1), 3.0)}
