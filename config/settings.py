@@ -58,6 +58,11 @@ class Settings(BaseSettings):
 
     # Worker.
     app_id: str = "hanzo-ml"
+    role: Literal["all", "score"] = Field(
+        "all",
+        description="all: score, and learn while holding the learner lease; score: never learn, follow the "
+        "registry (run scorers beside one 'all' worker per consumer group)",
+    )
     consumer_group: str = "hanzo-ml-worker"
     session_timeout_s: float = 6.0
     batch_max: int = 2000

@@ -3,7 +3,8 @@
 Every worker scores its share of the orders; only the holder of the learner lease (the Redis key
 ``<prefix>hanzo:learner-lease``, holding the worker's id) consumes the labels, learns, snapshots and runs
 the promotion gate. The others score with the latest snapshot of each model and load a newer one when
-the registry has it.
+the registry has it. A worker with ``role: score`` (``hanzo-ml worker --role score``) never takes the
+lease: it only scores and follows the registry.
 
 The lease is taken with ``SET NX PX`` (a worker whose own id is still in the key, e.g. restarted after
 ``kill -9`` with the same id, takes it back at once), renewed every ``renew_every_s`` by its holder with
@@ -198,6 +199,9 @@ class Leadership(Service):
         The model registry (``resolve``, ``load_version``).
     renew_every_s, poll_every_s
         How often the holder renews, and how often a non-holder tries the lease and the registry.
+    contend
+        False for a scoring-only worker (``role: score``): it never takes the lease, so it never learns,
+        and only follows the registry.
 
     Examples
     --------
@@ -218,6 +222,7 @@ class Leadership(Service):
         renew_every_s: float = 3.0,
         poll_every_s: float = 2.0,
         worker_id: WorkerId | None = None,
+        contend: bool = True,
         **kwargs: Any,
     ) -> None:
         self.lease = lease
@@ -227,6 +232,7 @@ class Leadership(Service):
         self.renew_every_s = renew_every_s
         self.poll_every_s = poll_every_s
         self.worker_id = worker_id
+        self.contend = contend
         self.holding = False
         self.valid_until = 0.0
         learner.fence = self.fence
@@ -275,7 +281,7 @@ class Leadership(Service):
 
     async def _poll(self) -> None:
         started = time.monotonic()
-        if await self._call(self.lease.acquire):
+        if self.contend and await self._call(self.lease.acquire):
             self.holding = True
             self._renewed(started)
             logger.info("learner lease %s taken by %s", self.lease.key, self.lease.holder)
@@ -314,5 +320,11 @@ def learner_leadership(runtime: Any, learner: LearnerService, ttl_ms: int = 10_0
     s = runtime.settings
     worker_id = claim_worker_id(Path(s.state_dir) / "workers")
     lease = Lease(runtime.redis, worker_id.value, key_prefix=s.key_prefix, ttl_ms=ttl_ms)
-    logger.info("worker id %s (learner lease %s)", worker_id.value, lease.key)
-    return Leadership(lease, learner, runtime.processor.scorers, runtime.registry, worker_id=worker_id)
+    contend = s.role != "score"
+    if contend:
+        logger.info("worker id %s (learner lease %s)", worker_id.value, lease.key)
+    else:
+        logger.info("worker id %s, role score: never learns, follows the registry", worker_id.value)
+    return Leadership(
+        lease, learner, runtime.processor.scorers, runtime.registry, worker_id=worker_id, contend=contend
+    )

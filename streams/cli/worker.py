@@ -23,12 +23,25 @@ from hanzo.ml.streams.worker import run_worker
 @click.option(
     "--metrics-port", type=int, default=None, help="/metrics port (default HANZO_METRICS_PORT or 9464)"
 )
+@click.option(
+    "--role",
+    type=click.Choice(["all", "score"]),
+    default=None,
+    help="all: score, and learn while holding the learner lease; score: never learn, follow the registry "
+    "(default HANZO_ROLE or all)",
+)
 @pass_settings
 def worker_command(
-    settings: Settings, pipelines: tuple[str, ...], web_port: int | None, metrics_port: int | None
+    settings: Settings,
+    pipelines: tuple[str, ...],
+    web_port: int | None,
+    metrics_port: int | None,
+    role: str | None,
 ) -> int:
     """Run the stream worker (features, scoring, learning, snapshots) until SIGTERM or Ctrl-C."""
     updates: dict[str, Any] = {}
+    if role is not None:
+        updates["role"] = role
     if web_port is not None:
         updates["web_port"] = web_port
     if metrics_port is not None:
