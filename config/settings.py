@@ -58,10 +58,10 @@ class Settings(BaseSettings):
 
     # Worker.
     app_id: str = "hanzo-ml"
-    role: Literal["all", "score"] = Field(
+    role: Literal["all", "score", "learn"] = Field(
         "all",
         description="all: score, and learn while holding the learner lease; score: never learn, follow the "
-        "registry (run scorers beside one 'all' worker per consumer group)",
+        "registry; learn: consume no orders, learn while holding the lease (one per group of scorers)",
     )
     consumer_group: str = "hanzo-ml-worker"
     session_timeout_s: float = 6.0

@@ -40,6 +40,7 @@ from hanzo.ml.streams.rebuild import EpochMarker, restart_replay
 from hanzo.ml.streams.runtime import Runtime
 from hanzo.ml.streams.security import faust_broker_kwargs, kafka_client_kwargs, security_from
 from hanzo.ml.streams.topics import ensure_topics
+from hanzo.ml.streams.watermark import SharedWatermark, publish_scored_through
 from hanzo.ml.streams.web import register_views
 
 logger = logging.getLogger(__name__)
@@ -159,6 +160,9 @@ class Hub:
         t0 = time.perf_counter()
         try:
             outcome = await rt.processor.process_async(records)
+            # a learner in another process (role: learn) joins labels against this progress
+            marks = rt.processor.scored_through()
+            await asyncio.to_thread(publish_scored_through, rt.redis, rt.settings.key_prefix, marks)
         except Exception:
             self.redis_ok = False
             rt.metrics.child(rt.metrics.redis_errors_total, "process_batch").inc()
@@ -322,7 +326,12 @@ def create_app(runtime: Runtime, bootstrap: str) -> tuple[faust.App, Hub]:
         # on-demand scoring starts with the live learner and follows the `production` alias once one exists
         engine.register(slot.name, slot.learner, slot.features, version=slot.learner.version)
     register_views(app, engine)
-    add_family_agents(app, runtime, bootstrap)  # demand, reco, pricing, ranking pipelines (none: no-op)
+    learn_only = s.role == "learn"
+    if learn_only:
+        # no orders here: labels wait for the scoring workers' progress, published in Redis
+        runtime.joiner.watermark = SharedWatermark(runtime.redis, s.key_prefix, s.topic_orders, s.partitions)
+    else:
+        add_family_agents(app, runtime, bootstrap)  # demand, reco, pricing, ranking pipelines (none: no-op)
 
     def epoch_check_failed(exc: Exception) -> None:
         hub.redis_ok = False
@@ -336,7 +345,7 @@ def create_app(runtime: Runtime, bootstrap: str) -> tuple[faust.App, Hub]:
         hub.producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all", linger_ms=0, **client_kwargs)
         await hub.producer.start()
         await app.add_runtime_dependency(ProducerService(hub.producer))  # added first: stopped last
-        hub.orders = BatchConsumer(
+        orders = BatchConsumer(
             ConsumerOptions(
                 bootstrap=bootstrap,
                 group_id=s.consumer_group,
@@ -376,16 +385,21 @@ def create_app(runtime: Runtime, bootstrap: str) -> tuple[faust.App, Hub]:
             autostart=False,  # only the holder of the learner lease learns (streams.leadership)
             batch_max=250,  # learning ~200 µs a label: small batches let order batches in between
         )
-        await app.add_runtime_dependency(hub.orders)
-        runtime.processor.expected_partitions = hub.owned_order_partitions
-        runtime.joiner.caught_up = hub.scoring_caught_up
+        if not learn_only:
+            hub.orders = orders
+            await app.add_runtime_dependency(orders)
+            runtime.processor.expected_partitions = hub.owned_order_partitions
+            runtime.joiner.caught_up = hub.scoring_caught_up
         await app.add_runtime_dependency(hub.learner)
         await app.add_runtime_dependency(learner_leadership(runtime, hub.learner))
         for spec in runtime.specs:
             engine.follow(spec.name)
         await app.add_runtime_dependency(EngineService(engine))
         runtime.metrics.worker_up.set(1)
-        logger.info("worker ready: orders from %s, labels from %s", s.topic_orders, s.topic_labels)
+        if learn_only:
+            logger.info("worker ready (role learn): labels from %s, no orders", s.topic_labels)
+        else:
+            logger.info("worker ready: orders from %s, labels from %s", s.topic_orders, s.topic_labels)
 
     @app.timer(2.0)
     async def gauges() -> None:
@@ -393,7 +407,8 @@ def create_app(runtime: Runtime, bootstrap: str) -> tuple[faust.App, Hub]:
 
     @app.page("/health")
     async def health(web: Any, request: Any) -> Any:
-        ok = hub.orders is not None and hub.learner is not None and hub.redis_ok and hub.kafka_ok
+        consuming = hub.orders is not None or (s.role == "learn" and hub.learner is not None)
+        ok = consuming and hub.learner is not None and hub.redis_ok and hub.kafka_ok
         body = {
             "status": "ok" if ok else "degraded",
             "redis": "ok" if hub.redis_ok else "failing",

@@ -4,7 +4,8 @@ Every worker scores its share of the orders; only the holder of the learner leas
 ``<prefix>hanzo:learner-lease``, holding the worker's id) consumes the labels, learns, snapshots and runs
 the promotion gate. The others score with the latest snapshot of each model and load a newer one when
 the registry has it. A worker with ``role: score`` (``hanzo-ml worker --role score``) never takes the
-lease: it only scores and follows the registry.
+lease: it only scores and follows the registry. A ``role: learn`` worker consumes no orders: it takes the
+lease and learns, joining labels against the watermark the scorers publish (:mod:`streams.watermark`).
 
 The lease is taken with ``SET NX PX`` (a worker whose own id is still in the key, e.g. restarted after
 ``kill -9`` with the same id, takes it back at once), renewed every ``renew_every_s`` by its holder with

@@ -234,6 +234,20 @@ class OrderProcessor:
         self._expire(out)  # by the watermark before this batch: earlier batches' labels are out
         return out, parsed
 
+    def scored_through(self) -> dict[str, int]:
+        """Event time each owned orders partition is scored through (``"topic/partition"`` -> ms).
+
+        The worker publishes it after each batch (:func:`streams.watermark.publish_scored_through`) for a
+        learner in another process (``role: learn``), which joins labels against the whole group's progress.
+        """
+        owned = self._owned()
+        return {f"{t}/{p}": ms for (t, p), ms in self._partition_ms.items() if (t, p) in owned}
+
+    def _owned(self) -> set[tuple[str | None, int]]:
+        if self.expected_partitions is not None:
+            return self.expected_partitions()
+        return set(self._partition_ms)
+
     def _finish(
         self, out: BatchOutcome, parsed: list[EventRecord], results: Sequence[ApplyResult]
     ) -> BatchOutcome:
@@ -294,9 +308,7 @@ class OrderProcessor:
             out.scored += len(xs)
         self.vectors.write(scores, vectors)
         out.scores = scores
-        owned = (
-            self.expected_partitions() if self.expected_partitions is not None else set(self._partition_ms)
-        )
+        owned = self._owned()
         low = min((self._partition_ms.get(tp, 0) for tp in owned), default=0)
         watermark = max(self.watermark_ms, low)
         self.watermark_ms = out.watermark_ms = watermark

@@ -25,10 +25,10 @@ from hanzo.ml.streams.worker import run_worker
 )
 @click.option(
     "--role",
-    type=click.Choice(["all", "score"]),
+    type=click.Choice(["all", "score", "learn"]),
     default=None,
-    help="all: score, and learn while holding the learner lease; score: never learn, follow the registry "
-    "(default HANZO_ROLE or all)",
+    help="all: score, and learn while holding the learner lease; score: never learn, follow the registry; "
+    "learn: score nothing, learn while holding the lease (default HANZO_ROLE or all)",
 )
 @pass_settings
 def worker_command(
