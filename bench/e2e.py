@@ -18,6 +18,10 @@ On one embedded Tansu broker and one redis-server, with a prefilled stream (simu
   ``orders`` (the prefill plus the freshness orders). ``--memory-orders N`` also streams N orders through a
   fresh worker on a fresh broker and samples its memory (``memory_run``: start, after warm-up, end, max and
   a downsampled curve; ``rss_mb_start`` / ``rss_mb_end`` then come from it);
+* ``score_worker_orders_per_s``: one ``role: score`` worker on the same prefilled topics while a ``role: learn``
+  worker learns the labels beside it (``bench.scaleout.roles_run``): scoring with learning in another
+  process, to compare with ``orders_per_s`` (the same worker scoring and learning);
+  ``learner_labels_learned`` and ``learner_done_s`` say whether the learner kept up;
 * ``two_workers_speedup``: two workers in one consumer group against one worker, each group on its own
   topics, joined before the same events are produced (``bench.scaleout.joined_group_run``): on a
   prefilled topic the first worker up takes a head start on every partition and the run ends with one
@@ -55,7 +59,7 @@ from rich.table import Table
 
 from bench.common import latency_ms
 from bench.results import RESULTS, machine, write_section
-from bench.scaleout import BenchWorker, measure_group, start_group, stop_group, two_workers_speedup
+from bench.scaleout import BenchWorker, measure_group, roles_run, start_group, stop_group, two_workers_speedup
 from hanzo.ml.learners.keys import score_key
 from hanzo.ml.schemas.events import Label, Order, to_json
 from hanzo.ml.streams.embedded import binary_of, free_port, start_broker, start_redis, stop_process
@@ -461,6 +465,12 @@ def _main_run(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
             rss_end = group[0].rss_mb()
             stop_group(group)
             group = []
+            console.print("one scoring worker and one learner process (roles score and learn) ...")
+            n_labels = sum(1 for e in events if isinstance(e, Label))
+            try:
+                roles = roles_run(bootstrap, redis_url, TOPICS, n_orders, n_labels, workdir / "roles")
+            except RuntimeError as exc:
+                roles = {"score_worker_orders_per_s": None, "roles_error": str(exc)[:2000]}
             console.print("one worker, then two in one group, each joined before its orders are produced ...")
             try:
                 scale = two_workers_speedup(
@@ -489,6 +499,7 @@ def _main_run(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
         "rss_mb_end": rss_end,
         "rss_orders": n_orders + sum(f["orders"] for f in fresh),
         **scale,
+        **roles,
     }
     if len(fresh) > 1:
         section["freshness_kept_rate_orders_per_s"] = fresh[1]["rate_orders_per_s"]
@@ -511,6 +522,8 @@ def _port_of(proc: subprocess.Popen[bytes]) -> int:
 
 SHOWN = (
     "orders_per_s",
+    "score_worker_orders_per_s",
+    "learner_labels_learned",
     "faust_noop_events_per_s",
     "aiokafka_raw_msgs_per_s",
     "ratio_vs_faust_noop",

@@ -33,6 +33,7 @@ from tests.chaos_support import scrape, worker_env
 
 __all__ = [
     "BenchWorker",
+    "roles_run",
     "GroupRun",
     "joined_group_run",
     "measure_group",
@@ -149,6 +150,47 @@ def start_group(
     for w in workers:
         w.start()
     return workers
+
+
+def roles_run(
+    bootstrap: str,
+    redis_url: str,
+    topics: Mapping[str, str],
+    n_orders: int,
+    n_labels: int,
+    workdir: Path,
+    timeout_s: float = 600.0,
+) -> dict[str, float]:
+    """One ``role: score`` worker and one ``role: learn`` worker on the prefilled topics (a fresh group).
+
+    ``score_worker_orders_per_s`` is the scorer's rate, timed as :func:`measure_group` times a group;
+    ``learner_labels_learned_when_scored`` what the learner had learned by then, and ``learner_done_s`` how
+    long after the first order it had learned ``n_labels``.
+    """
+    env = worker_env(
+        bootstrap, redis_url, topics, "r1:", workdir / "registry", workdir / "state", HANZO_LOG_LEVEL="INFO"
+    )
+    scorer = BenchWorker({**env, "HANZO_ROLE": "score"}, workdir, name="scorer")
+    learner = BenchWorker({**env, "HANZO_ROLE": "learn"}, workdir, name="learner")
+    try:
+        learner.start()
+        scorer.start()
+        t0 = time.perf_counter()
+        run = measure_group([scorer], topics["orders"], n_orders, timeout_s=timeout_s)
+        learned = learner.metrics().get("hanzo_labels_learned_total", 0.0)
+        deadline = time.monotonic() + timeout_s
+        done = learned
+        while done < n_labels and time.monotonic() < deadline and learner.alive:
+            time.sleep(0.2)
+            done = learner.metrics().get("hanzo_labels_learned_total", 0.0)
+        return {
+            "score_worker_orders_per_s": round(run.orders_per_s, 1),
+            "learner_labels_learned_when_scored": learned,
+            "learner_labels_learned": done,
+            "learner_done_s": round(time.perf_counter() - t0, 1),
+        }
+    finally:
+        stop_group([scorer, learner])
 
 
 def stop_group(workers: Sequence[BenchWorker]) -> None:
