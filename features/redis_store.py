@@ -87,7 +87,7 @@ from __future__ import annotations
 import logging
 import operator
 import struct
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import Any
 
 import redis
@@ -311,21 +311,23 @@ class RedisOnlineStore(OnlineStore):
         chunks = [g[i : i + step] for g in groups.values() for i in range(0, len(g), step)]
         packers = self._packers[entity]
         head = _EVENT.pack
-        calls = []
-        for chunk in chunks:
-            kargs: list[Any] = []
-            parts: list[bytes] = []
-            fences: dict[str, int] = {}
-            for j in chunk:
-                u = updates[j]
-                kargs += keys[j]
-                inputs = u.inputs
-                fence = 1 if u.fence is None else fences.setdefault(u.fence, len(fences) + 2)
-                parts.append(head(u.offset, u.event_time, u.wall_ms, fence))
-                parts += [pack(inputs) for pack in packers]
-            calls.append((len(kargs), *kargs, b"".join(parts), *fences))
+
+        def calls() -> Iterator[tuple[Any, ...]]:  # built while Redis runs the calls sent before
+            for chunk in chunks:
+                kargs: list[Any] = []
+                parts: list[bytes] = []
+                fences: dict[str, int] = {}
+                for j in chunk:
+                    u = updates[j]
+                    kargs += keys[j]
+                    inputs = u.inputs
+                    fence = 1 if u.fence is None else fences.setdefault(u.fence, len(fences) + 2)
+                    parts.append(head(u.offset, u.event_time, u.wall_ms, fence))
+                    parts += [pack(inputs) for pack in packers]
+                yield (len(kargs), *kargs, b"".join(parts), *fences)
+
         out: list[tuple[Status, Values]] = [("applied", [])] * len(updates)
-        for chunk, (codes, blob) in zip(chunks, self._run(script, calls), strict=True):
+        for chunk, (codes, blob) in zip(chunks, self._run(script, calls()), strict=True):
             values = decode_values(blob, n * len(chunk))
             for p, (j, code) in enumerate(zip(chunk, _text(codes), strict=True)):
                 out[j] = (_CODES[code], values[p * n : (p + 1) * n])
@@ -435,8 +437,16 @@ class RedisOnlineStore(OnlineStore):
             raise ServiceUnavailableError(msg) from exc
         return [None if t is None or u is None else (int(float(t)), int(float(u))) for t, u in rows]
 
-    def _run(self, script: Script, calls: Sequence[Sequence[Any]]) -> list[Any]:
-        """``EVALSHA`` each call (``numkeys, *keys, *args``), one pipeline; resend those refused NOSCRIPT."""
+    def _run(self, script: Script, calls: Iterable[Sequence[Any]]) -> list[Any]:
+        """``EVALSHA`` each call (``numkeys, *keys, *args``), one round trip; resend those refused NOSCRIPT.
+
+        With a plain ``redis.Redis`` each call is written to the socket as soon as it is built, so Redis
+        runs the first calls while the next are encoded (the replies are read after the last is sent);
+        other clients (``RedisCluster``, wrappers) get one pipeline.
+        """
+        if isinstance(self.client, redis.Redis) and not self._cluster:
+            return self._stream(script, calls)
+        calls = list(calls)
         replies: list[Any] = [None] * len(calls)
         pending = list(range(len(calls)))
         for attempt in range(2):
@@ -453,6 +463,65 @@ class RedisOnlineStore(OnlineStore):
             logger.info("loading feature script %s into Redis", script.sha)
             self.client.script_load(script.source)
         return replies
+
+    def _stream(self, script: Script, calls: Iterable[Sequence[Any]]) -> list[Any]:
+        """:meth:`_run` on one pooled connection: send every call, then read every reply.
+
+        A connection error is retried once on a new connection with every call (the scripts are
+        idempotent: fences and dedupe marks make a repeated call change nothing), as redis-py retries a
+        pipeline.
+        """
+        pool = self.client.connection_pool
+        built: list[Sequence[Any]] = []
+        source = iter(calls)
+        replies: list[Any] = []
+        for attempt in range(2):
+            conn = pool.get_connection()
+            try:
+                for call in built:
+                    conn.send_packed_command(conn.pack_command("EVALSHA", script.sha, *call))
+                for call in source:
+                    built.append(call)
+                    conn.send_packed_command(conn.pack_command("EVALSHA", script.sha, *call))
+                replies = []
+                for _ in built:
+                    try:
+                        replies.append(conn.read_response())
+                    except redis.ResponseError as exc:
+                        replies.append(exc)
+            except (redis.ConnectionError, redis.TimeoutError) as exc:
+                conn.disconnect()
+                if attempt:
+                    raise _unavailable(exc) from exc
+                continue
+            except BaseException:
+                conn.disconnect()  # replies may be left on the socket
+                raise
+            finally:
+                pool.release(conn)
+            break
+        out: list[Any] = [None] * len(built)
+        pending = _take_replies(out, list(range(len(built))), replies, 0)
+        if pending:
+            logger.info("loading feature script %s into Redis", script.sha)
+            self.client.script_load(script.source)
+            again = self._run_pipeline(script, [built[i] for i in pending])
+            for i, reply in zip(pending, again, strict=True):
+                out[i] = reply
+        return out
+
+    def _run_pipeline(self, script: Script, calls: Sequence[Sequence[Any]]) -> list[Any]:
+        """Each call in one pipeline, once; errors raised."""
+        pipe = self.client.pipeline(transaction=False)
+        for call in calls:
+            pipe.evalsha(script.sha, *call)
+        try:
+            results = pipe.execute(raise_on_error=False)
+        except redis.ConnectionError as exc:
+            raise _unavailable(exc) from exc
+        out: list[Any] = [None] * len(calls)
+        _take_replies(out, list(range(len(calls))), results, 1)
+        return out
 
     async def _run_async(
         self, client: redis.asyncio.Redis, script: Script, calls: Sequence[Sequence[Any]]
