@@ -11,8 +11,15 @@ section ``features`` of ``bench/results.json`` and prints a table. Figures, not 
   on as many distinct hashes, 1,000 per round trip (what one command per event costs at best).
 - ``get_features_p50_ms`` / ``get_features_p99_ms``: one entity, its 20 features, one round trip.
 - ``get_features_batch100_p99_ms``: 100 entities in one call.
-- ``bytes_per_entity``: ``MEMORY USAGE`` summed over every key of an entity (hash and dedupe marks), mean
-  over the customers.
+- ``bytes_per_entity``: ``MEMORY USAGE`` summed over every key of an entity (hash, archives and dedupe
+  marks), mean over the customers.
+- ``hot_entity_redis_us_per_update_day1`` / ``..._day90``: one customer with an order every minute of
+  event time for 90 days (129,600 orders, the shipped definitions and lateness, batches of 1,000), the
+  server's script time per update over day 1 and over day 90; ``hot_entity_growth_ratio`` is day 90 over
+  day 1 (1.0: the cost does not grow with history; what a group rewrites per event is its window, so the
+  cost rises until the longest window has filled, ``hot_entity_growth_ratio_day30`` is day 90 over day
+  30); ``hot_entity_wall_us_per_update_*`` the same in wall time, ``hot_entity_bytes`` the entity's keys
+  at the end (the archives hold every bucket of the 90-day lateness: per minute for the ``1h`` window).
 """
 
 from __future__ import annotations
@@ -109,12 +116,68 @@ def _bytes_per_entity(client: redis.Redis, store: FeatureStore, customers: list[
     sample = customers[:500]
     for cid in sample:
         base = backend.entity_key("customer", cid)
-        keys = [base, *client.scan_iter(match=f"{base}:d:*", count=1000)]
+        keys = [base, *client.scan_iter(match=f"{base}:[dz]:*", count=1000)]
         total += sum(client.memory_usage(k, samples=0) or 0 for k in keys)
     return round(total / max(1, len(sample)))
 
 
-def run(n_orders: int) -> dict[str, object]:
+def _hot_entity(client: redis.Redis, store: FeatureStore, days: int) -> dict[str, float]:
+    """One customer, an order a minute of event time for ``days`` days: cost per update by day of it."""
+    sim = Simulator(SimulatorConfig(seed=1, orders=2000, customers=200))
+    proto = [e for e in sim.events() if isinstance(e, Order)][:1000]
+    t0 = proto[0].event_time
+    n = days * 1440
+    per_day: dict[int, list[tuple[float, float, int]]] = {}
+    for start in range(0, n, BATCH):
+        records = [
+            EventRecord(
+                proto[j % len(proto)].model_copy(
+                    update={"customer_id": "hot", "order_id": f"hot-{j}", "event_time": t0 + j * 60_000}
+                ),
+                "orders",
+                9,
+                j,
+            )
+            for j in range(start, min(n, start + BATCH))
+        ]
+        _, usec0 = _evalsha(client)
+        w0 = time.perf_counter()
+        store.apply_batch("customer", records)
+        wall = time.perf_counter() - w0
+        _, usec = _evalsha(client)
+        per_day.setdefault(start // 1440, []).append((usec - usec0, wall * 1e6, len(records)))
+
+    def mean(day: int, part: int) -> float:
+        rows = per_day[day]
+        return sum(r[part] for r in rows) / sum(r[2] for r in rows)
+
+    backend = store.backend
+    assert isinstance(backend, RedisOnlineStore)
+    base = backend.entity_key("customer", "hot")
+    keys = [base, *client.scan_iter(match=f"{base}:z:*", count=1000)]
+    first, last = 1, days - 1
+    out = {
+        "hot_entity_orders": n,
+        f"hot_entity_redis_us_per_update_day{first}": round(mean(first, 0), 1),
+        f"hot_entity_redis_us_per_update_day{last + 1}": round(mean(last, 0), 1),
+        f"hot_entity_wall_us_per_update_day{first}": round(mean(first, 1), 1),
+        f"hot_entity_wall_us_per_update_day{last + 1}": round(mean(last, 1), 1),
+        "hot_entity_growth_ratio": round(mean(last, 0) / mean(first, 0), 2),
+        # the 30d windows are full from day 30: what is left of the growth is theirs, not the history's
+        **(
+            {
+                "hot_entity_redis_us_per_update_day30": round(mean(29, 0), 1),
+                "hot_entity_growth_ratio_day30": round(mean(last, 0) / mean(29, 0), 2),
+            }
+            if days > 30
+            else {}
+        ),
+        "hot_entity_bytes": sum(client.memory_usage(k, samples=0) or 0 for k in keys),
+    }
+    return out
+
+
+def run(n_orders: int, hot_days: int = 90) -> dict[str, object]:
     """Measure everything on a redis-server of its own; returns the section."""
     records = _orders(n_orders)
     definitions = load_definitions()
@@ -138,6 +201,8 @@ def run(n_orders: int) -> dict[str, object]:
         customers = sorted({r.event.customer_id for r in records})
         section |= _reads(store, customers, names)
         section["bytes_per_entity"] = _bytes_per_entity(client, store, customers)
+        if hot_days > 1:
+            section |= _hot_entity(client, store, hot_days)
         section["machine"] = machine()
         client.close()
         return section
@@ -149,8 +214,11 @@ def main(argv: list[str] | None = None) -> dict[str, object]:
     """Run, write section ``features`` of bench/results.json, print the table."""
     parser = argparse.ArgumentParser(prog="python -m bench.features", description=__doc__.split("\n")[0])
     parser.add_argument("--orders", type=int, default=30_000, help="simulated orders to apply")
+    parser.add_argument(
+        "--hot-days", type=int, default=90, help="days of event time of the hot customer (0: skip)"
+    )
     args = parser.parse_args(argv)
-    section = run(args.orders)
+    section = run(args.orders, args.hot_days)
     write_section("features", section)
     title = f"features: {section['orders']:,} orders, {section['customer_features']} customer features"
     print_figures(console, title, section)

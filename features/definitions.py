@@ -485,36 +485,46 @@ def input_functions(aggs: Sequence[Aggregate]) -> Callable[[Event, str], tuple[I
             values = [spec.get(event)]
         return [v for v in values if v is not None]
 
+    n = len(plans)
+    by_type: dict[type, list[tuple[int, tuple[str, str] | None, tuple[str, bool] | None, str]]] = {}
+    for p, (event_type, clause, spec_key, kind) in enumerate(plans):
+        by_type.setdefault(event_type, []).append((p, clause, spec_key, kind))
+
     def contributions(event: Event, key: str) -> tuple[Input, ...]:
-        etype = type(event)
+        out: list[Input] = [None] * n
+        mine = by_type.get(type(event))
+        if mine is None:
+            return tuple(out)
+        source = sources[type(event)]
         seen: dict[tuple[str, bool], list[Any]] = {}
-        out: list[Input] = []
-        for event_type, clause, spec_key, kind in plans:
-            if etype is not event_type or (
-                clause is not None and str(getattr(event, clause[0])) != clause[1]
-            ):
-                out.append(None)
+        nums: dict[tuple[str, bool], list[float]] = {}
+        for p, clause, spec_key, kind in mine:
+            if clause is not None and str(getattr(event, clause[0])) != clause[1]:
                 continue
             if spec_key is None:
-                out.append(1.0)
+                out[p] = 1.0
                 continue
             values = seen.get(spec_key)
             if values is None:
-                values = seen[spec_key] = values_of(event, key, sources[event_type], *spec_key)
+                values = seen[spec_key] = values_of(event, key, source, *spec_key)
             if not values:
-                out.append(None)
-            elif kind == "distinct_count":
-                out.append(frozenset(str(v).translate(_SEPARATORS) for v in values))
-            elif kind == "sum":
-                out.append(sum(float(v) for v in values))
+                continue
+            if kind == "distinct_count":
+                out[p] = frozenset(str(v).translate(_SEPARATORS) for v in values)
+                continue
+            floats = nums.get(spec_key)
+            if floats is None:
+                floats = nums[spec_key] = [float(v) for v in values]
+            if kind == "sum":
+                out[p] = sum(floats)
             elif kind == "mean":
-                out.append((sum(float(v) for v in values), float(len(values))))
+                out[p] = (sum(floats), float(len(floats)))
             elif kind == "min":
-                out.append(min(float(v) for v in values))
+                out[p] = min(floats)
             elif kind == "max":
-                out.append(max(float(v) for v in values))
+                out[p] = max(floats)
             else:  # last
-                out.append(float(values[-1]))
+                out[p] = floats[-1]
         return tuple(out)
 
     return contributions

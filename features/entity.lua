@@ -775,6 +775,80 @@ local function distinct(b, nb, text, t, inp, newmax, maxt)
   return out, dencode(st)
 end
 
+-- Archive ------------------------------------------------------------------------------------------
+-- A windowed group's records at or below E (out of the window, kept for the lateness) stay in its field
+-- up to SPILL_AT of them; then the oldest go to the group's archive, a sorted set (key: the hash key ..
+-- ":z:" .. the field; score: the bucket index; member: the record), and the field keeps SPILL_KEEP. So
+-- the field, which every event of the group rewrites, holds at most the window plus SPILL_AT records,
+-- whatever the history and the lateness. Field "<group>#z" holds A, S (doubles): no archived record
+-- lies below A (a lower bound) or above S, and S is below every record of the field. The usual event
+-- (its bucket the newest or a newer one) never needs the archive: what it evicts lies above E. An older
+-- event, or a read, whose window reaches at or below S splices the archived records of its window in
+-- front of the field's (they are the archive's newest), so the code above sees one sorted list; an
+-- update takes them out of the archive (they stay in the field until the next spill). Records at or
+-- below the retention cut are dropped from the archive SPILL_KEEP buckets late (no window reads them).
+local SPILL_AT, SPILL_KEEP, ZCHUNK = 64, 32, 500
+
+local function fmtint(x) return string.format("%d", x) end
+
+-- The archive state of group g of the entity hash hkey, from its "#z" field text (nil: none).
+local function zstate(g, hkey, text)
+  local z = {key = hkey .. ":z:" .. g.f, a = false, s = false, dirty = false}
+  if text then z.a, z.s = sunpack("<dd", text) end
+  return z
+end
+
+-- text with the archived records of (lo, S] in front of the field's records (E's count R grows by
+-- theirs), and how many; take: also delete them from the archive.
+local function splice(g, text, z, lo, take)
+  if not z or not z.a or not text or lo >= z.s then return text, 0 end
+  local got = redis.call("ZRANGEBYSCORE", z.key, "(" .. fmtint(lo), fmtint(z.s))
+  if take then
+    if #got > 0 then redis.call("ZREMRANGEBYSCORE", z.key, "(" .. fmtint(lo), fmtint(z.s)) end
+    if z.a > lo then z.a, z.s = false, false else z.s = lo end
+    z.dirty = true
+  end
+  if #got == 0 then return text, 0 end
+  local e, r = sunpack("<dd", text)
+  return spack("<dd", e, r + #got) .. sub(text, 17, g.hs) .. concat(got) .. sub(text, g.hs + 1), #got
+end
+
+-- After the call's events: spill the oldest records of a written field beyond SPILL_AT to the archive,
+-- drop the archived records below the retention cut of tmax. Returns the field text.
+local function archive(g, text, z, tmax)
+  local e, r = sunpack("<dd", text)
+  if r > SPILL_AT then
+    local hs, rs, cut = g.hs, g.rs, r - SPILL_KEEP
+    local args, first = {}, nil
+    for j = 0, cut - 1 do
+      local rec = sub(text, hs + j * rs + 1, hs + (j + 1) * rs)
+      local i = sunpack("<d", rec)
+      first = first or i
+      args[#args + 1] = fmtint(i)
+      args[#args + 1] = rec
+      if #args >= 2 * ZCHUNK or j == cut - 1 then
+        redis.call("ZADD", z.key, unpack(args))
+        args = {}
+      end
+      z.s = i
+    end
+    if not z.a or first < z.a then z.a = first end
+    z.dirty = true
+    text = spack("<dd", e, r - cut) .. sub(text, 17, hs) .. sub(text, hs + cut * rs + 1)
+  end
+  if z.a then
+    local keep = floor((tmax - LATENESS) / g.b) - g.nb
+    if keep >= z.s then
+      redis.call("DEL", z.key)
+      z.a, z.s, z.dirty = false, false, true
+    elseif keep >= z.a + SPILL_KEEP then
+      redis.call("ZREMRANGEBYSCORE", z.key, "-inf", fmtint(keep))
+      z.a, z.dirty = keep + 1, true
+    end
+  end
+  return text
+end
+
 -- Entry points ---------------------------------------------------------------------------------------
 
 local N = {{N}}
@@ -784,30 +858,36 @@ local G = {
 {{GROUPS}}
 }
 local NG = #G
-local STRIDE = 4 + NG -- ARGV per event: fence, offset, event time, wall ms, one input per group
+-- One event in ARGV[1]: offset, event time, wall ms (doubles), fence (position in ARGV, 1: none), then
+-- each group's input (length, bytes; empty: the event feeds none of it).
+local EVENT = "<dddH" .. string.rep("Ic0", NG)
 
 -- One group as of t: values into vals and, when newmax is given (applied) and inp holds inputs, the new
--- field text or false. want: the members to compute (nil: all; reads only).
-local function step(g, text, t, inp, newmax, maxt, vals, want)
+-- field text or false. want: the members to compute (nil: all; reads only); z: a windowed group's
+-- archive state.
+local function step(g, text, t, inp, newmax, maxt, vals, want, z)
   if g.kind == "d" then
     local v, out = distinct(g.b, g.nb, text, t, inp, newmax, maxt)
     vals[g.out[1]] = v
     return out
   end
   if g.kind == "l" then return lifetime(g, text, t, inp, newmax ~= nil, vals, want) end
+  local lo = floor(t / g.b) - g.nb
   if not inp or inp == "" or newmax == nil then
-    view(g, text, t, maxt, vals, want)
+    local keep = floor((maxt - LATENESS) / g.b) - g.nb
+    view(g, (splice(g, text, z, math.max(lo, keep), false)), t, maxt, vals, want)
     return false
   end
-  return windowed(g, text, t, inp, newmax, vals)
+  return windowed(g, (splice(g, text, z, lo, true)), t, inp, newmax, vals)
 end
 
 -- Every group in order: values into vals; a changed field goes into got and dirty.
--- base: the ARGV position before the event's first input (nil: the event is not applied).
-local function each(got, t, newmax, maxt, vals, dirty, base)
+-- ev: the event's unpacked ARGV record, its inputs from position 5 (nil: the event is not applied).
+local function each(ent, t, newmax, maxt, vals, ev)
+  local got, dirty = ent.got, ent.dirty
   for i = 1, NG do
-    local inp = base and ARGV[base + i] or nil
-    local text = step(G[i], got[i + 1], t, inp, newmax, maxt, vals, nil)
+    local inp = ev and ev[4 + i] or nil
+    local text = step(G[i], got[i + 1], t, inp, newmax, maxt, vals, nil, ent.z[i])
     if text then
       got[i + 1] = text
       dirty[i + 1] = true
@@ -820,6 +900,13 @@ end
 
 local FIELDS = {"_t"}
 for i = 1, NG do FIELDS[i + 1] = G[i].f end
+for i = 1, NG do
+  if G[i].kind == "w" then
+    FIELDS[#FIELDS + 1] = G[i].f .. "#z"
+    G[i].zf = #FIELDS
+  end
+end
+local NF = #FIELDS
 
 -- The state of one entity hash, read once per call and written once at its end.
 local function entity_state(ents, order, hkey, fence)
@@ -827,13 +914,17 @@ local function entity_state(ents, order, hkey, fence)
   if not ent then
     local got
     if fence then
-      FIELDS[NG + 2] = fence
-      got = redis.call("HMGET", hkey, unpack(FIELDS, 1, NG + 2))
+      FIELDS[NF + 1] = fence
+      got = redis.call("HMGET", hkey, unpack(FIELDS, 1, NF + 1))
     else
-      got = redis.call("HMGET", hkey, unpack(FIELDS, 1, NG + 1))
+      got = redis.call("HMGET", hkey, unpack(FIELDS, 1, NF))
     end
-    ent = {got = got, dirty = {}, fences = {}, fdirty = {}, touched = false, e = false, u = false}
-    if fence then ent.fences[fence] = got[NG + 2] end
+    ent = {got = got, dirty = {}, fences = {}, fdirty = {}, touched = false, e = false, u = false, z = {}}
+    for i = 1, NG do
+      local g = G[i]
+      if g.zf and got[g.zf] then ent.z[i] = zstate(g, hkey, got[g.zf]) end
+    end
+    if fence then ent.fences[fence] = got[NF + 1] end
     ents[hkey] = ent
     order[#order + 1] = hkey
   end
@@ -842,14 +933,17 @@ local function entity_state(ents, order, hkey, fence)
 end
 
 -- Apply the call's events in order, each with the rules of one atomic update; KEYS hold (hash, mark)
--- per event. Returns one status letter per event and their values, N packed doubles per event.
+-- per event, ARGV[1] the events (EVENT each), ARGV[2..] their fences. Returns one status letter per
+-- event and their values, N packed doubles per event.
 local function update()
   local ents, order, codes, blobs, vals = {}, {}, {}, {}, {}
+  local blob, p = ARGV[1], 1
   for e = 0, #KEYS / 2 - 1 do
-    local hkey, mkey, base = KEYS[2 * e + 1], KEYS[2 * e + 2], e * STRIDE
-    local part, off, ts, wall = ARGV[base + 1], ARGV[base + 2], ARGV[base + 3], ARGV[base + 4]
-    local t = tonumber(ts)
-    local fence = part ~= "" and "@" .. part
+    local hkey, mkey = KEYS[2 * e + 1], KEYS[2 * e + 2]
+    local ev = {sunpack(EVENT, blob, p)}
+    p = ev[NG + 5]
+    local off, t, wall = ev[1], ev[2], ev[3]
+    local fence = ev[4] > 1 and "@" .. ARGV[ev[4]]
     local ent = entity_state(ents, order, hkey, fence)
     local got = ent.got
     local oldmax = tonumber(got[1])
@@ -867,17 +961,17 @@ local function update()
       end
     end
     if status == "a" then
-      local newmax, maxtext = oldmax, got[1]
-      if newmax == nil or t > newmax then newmax, maxtext = t, ts end
-      each(got, t, newmax, newmax, vals, ent.dirty, base + 4)
-      got[1], ent.dirty[1], ent.e, ent.u = maxtext, true, ts, wall
+      local newmax = oldmax
+      if newmax == nil or t > newmax then newmax = t end
+      each(ent, t, newmax, newmax, vals, ev)
+      got[1], ent.dirty[1], ent.e, ent.u = newmax, true, t, wall -- numbers: formatted when written
     else
-      each(got, t, nil, oldmax or t, vals, ent.dirty, nil)
+      each(ent, t, nil, oldmax or t, vals, nil)
       if status == "l" then redis.call("HINCRBY", hkey, "_late", 1) end
     end
     if status ~= "f" then
       if fence then
-        ent.fences[fence] = off
+        ent.fences[fence] = fmtint(off)
         ent.fdirty[fence] = true
       end
       ent.touched = true
@@ -888,8 +982,30 @@ local function update()
   for _, hkey in ipairs(order) do
     local ent = ents[hkey]
     if ent.touched then
-      local sets = {}
-      for i = 1, NG + 1 do
+      local sets, dels, tmax = {}, {}, tonumber(ent.got[1])
+      for i = 1, NG do
+        local g, z = G[i], ent.z[i]
+        if g.zf and ent.dirty[i + 1] and (z or sunpack("<d", ent.got[i + 1], 9) > SPILL_AT) then
+          if not z then
+            z = zstate(g, hkey, nil)
+            ent.z[i] = z
+          end
+          ent.got[i + 1] = archive(g, ent.got[i + 1], z, tmax)
+        end
+        if z and z.dirty then
+          if z.a then
+            sets[#sets + 1] = FIELDS[G[i].zf]
+            sets[#sets + 1] = spack("<dd", z.a, z.s)
+          else
+            dels[#dels + 1] = FIELDS[G[i].zf]
+          end
+        end
+      end
+      if ent.dirty[1] then
+        sets[#sets + 1] = "_t"
+        sets[#sets + 1] = fmtint(ent.got[1])
+      end
+      for i = 2, NG + 1 do
         if ent.dirty[i] then
           sets[#sets + 1] = FIELDS[i]
           sets[#sets + 1] = ent.got[i]
@@ -897,16 +1013,21 @@ local function update()
       end
       if ent.e then
         sets[#sets + 1] = "_e"
-        sets[#sets + 1] = ent.e
+        sets[#sets + 1] = fmtint(ent.e)
         sets[#sets + 1] = "_u"
-        sets[#sets + 1] = ent.u
+        sets[#sets + 1] = fmtint(ent.u)
       end
       for f in pairs(ent.fdirty) do
         sets[#sets + 1] = f
         sets[#sets + 1] = ent.fences[f]
       end
       if #sets > 0 then redis.call("HSET", hkey, unpack(sets)) end
+      if #dels > 0 then redis.call("HDEL", hkey, unpack(dels)) end
       redis.call("PEXPIRE", hkey, ENTITY_TTL)
+      for i = 1, NG do
+        local z = ent.z[i]
+        if z and z.a then redis.call("PEXPIRE", z.key, ENTITY_TTL) end
+      end
     end
   end
   return {concat(codes), concat(blobs)}
@@ -928,7 +1049,7 @@ local function read()
   for gi = 1, NG do
     for m, o in ipairs(G[gi].out) do where[o] = {gi, m} end
   end
-  local gs, wants, fields = {}, {}, {"_t"}
+  local gs, wants, fields, zat = {}, {}, {"_t"}, {}
   for _, p in ipairs(pos) do
     local gi, m = where[p][1], where[p][2]
     if not wants[gi] then
@@ -938,6 +1059,12 @@ local function read()
     end
     local w = wants[gi]
     w[#w + 1] = m
+  end
+  for q, gi in ipairs(gs) do
+    if G[gi].zf then
+      fields[#fields + 1] = FIELDS[G[gi].zf]
+      zat[q] = #fields
+    end
   end
   local asof, fmt = tonumber(ARGV[1]), "<" .. string.rep("d", #pos)
   local found, blobs, vals, out = {}, {}, {}, {}
@@ -950,7 +1077,8 @@ local function read()
       found[e] = "1"
       local t = asof or tmax
       for q, gi in ipairs(gs) do
-        step(G[gi], got[q + 1], t, nil, nil, tmax, vals, wants[gi])
+        local z = zat[q] and got[zat[q]] and zstate(G[gi], KEYS[e], got[zat[q]]) or nil
+        step(G[gi], got[q + 1], t, nil, nil, tmax, vals, wants[gi], z)
       end
       for j, p in ipairs(pos) do
         local v = vals[p]
