@@ -18,9 +18,9 @@ On one embedded Tansu broker and one redis-server, with a prefilled stream (simu
   ``orders`` (the prefill plus the freshness orders). ``--memory-orders N`` also streams N orders through a
   fresh worker on a fresh broker and samples its memory (``memory_run``: start, after warm-up, end, max and
   a downsampled curve; ``rss_mb_start`` / ``rss_mb_end`` then come from it);
-* ``score_worker_orders_per_s``: one ``role: score`` worker on the same prefilled topics while a ``role: learn``
-  worker learns the labels beside it (``bench.scaleout.roles_run``): scoring with learning in another
-  process, to compare with ``orders_per_s`` (the same worker scoring and learning);
+* ``score_worker_orders_per_s``: one ``role: score`` worker on the same prefilled topics while a
+  ``role: learn`` worker learns the labels beside it (``bench.scaleout.roles_run``): scoring with
+  learning in another process, to compare with ``orders_per_s`` (the same worker scoring and learning);
   ``learner_labels_learned`` and ``learner_done_s`` say whether the learner kept up;
 * ``two_workers_speedup``: two workers in one consumer group against one worker, each group on its own
   topics, joined before the same events are produced (``bench.scaleout.joined_group_run``): on a
