@@ -85,6 +85,8 @@ class Hub:
         #: models whose scores also go to the scores topic (``scoring.write_topic``)
         self.score_topic_models = {spec.name for spec in runtime.specs if spec.scoring.write_topic}
         self.last_lag: int | None = None
+        #: each owned orders partition's scored-through event time, for a learner in another process
+        self.scored_marks: dict[str, int] = {}
         self.dead_letter_warnings = DeadLetterWarnings()
         self.monitors: dict[str, Monitor] = {
             spec.name: Monitor(
@@ -160,14 +162,12 @@ class Hub:
         t0 = time.perf_counter()
         try:
             outcome = await rt.processor.process_async(records)
-            # a learner in another process (role: learn) joins labels against this progress
-            marks = rt.processor.scored_through()
-            await asyncio.to_thread(publish_scored_through, rt.redis, rt.settings.key_prefix, marks)
         except Exception:
             self.redis_ok = False
             rt.metrics.child(rt.metrics.redis_errors_total, "process_batch").inc()
             raise
         self.redis_ok = True
+        self.scored_marks = rt.processor.scored_through()  # published by the gauges timer, off the hot path
         await self.publish(self.batch_messages(outcome))
         self.dead_letters_sent(outcome.dead_letters)
         m = rt.metrics
@@ -255,6 +255,10 @@ class Hub:
             except Exception:  # lag is advisory; a broker hiccup must not stop the timer
                 m.broker_errors_total.labels(op="lag").inc()
                 logger.debug("lag refresh failed", exc_info=True)
+        try:  # a learner in another process (role: learn) joins labels against this progress
+            publish_scored_through(self.runtime.redis, self.runtime.settings.key_prefix, self.scored_marks)
+        except Exception:
+            m.redis_errors_total.labels(op="scored_through").inc()
         for monitor in self.monitors.values():
             try:
                 monitor.publish(self.runtime.redis, self.runtime.settings.key_prefix, ttl_s=86_400)

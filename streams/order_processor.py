@@ -237,7 +237,7 @@ class OrderProcessor:
     def scored_through(self) -> dict[str, int]:
         """Event time each owned orders partition is scored through (``"topic/partition"`` -> ms).
 
-        The worker publishes it after each batch (:func:`streams.watermark.publish_scored_through`) for a
+        The worker publishes it every 2 s (:func:`streams.watermark.publish_scored_through`) for a
         learner in another process (``role: learn``), which joins labels against the whole group's progress.
         """
         owned = self._owned()

@@ -1,10 +1,11 @@
 """The scoring side's event-time watermark shared through Redis, for a learner that scores nothing.
 
-Every worker that scores publishes, after each order batch, the event time each of its orders partitions is
-scored through, in the hash ``<prefix>hanzo:scored-through`` (field ``"topic/partition"``). A ``role: learn``
-worker consumes no orders, so it has no watermark of its own: :class:`SharedWatermark` reads the hash and
-takes the lowest partition (a label waits for its vector until every partition has passed its event time,
-as :class:`streams.learner_service.LabelJoiner` expects of a watermark). It never goes back, though a
+Every worker that scores publishes, every 2 s (its gauges timer), the event time each of its orders
+partitions is scored through, in the hash ``<prefix>hanzo:scored-through`` (field
+``"topic/partition"``). A ``role: learn`` worker consumes no orders, so it has no watermark of its
+own: :class:`SharedWatermark` reads the hash and takes the lowest partition (a label waits for its
+vector until every partition has passed its event time, as
+:class:`streams.learner_service.LabelJoiner` expects of a watermark). It never goes back, though a
 partition's new owner after a rebalance may publish a little less than the old one did.
 """
 
