@@ -60,6 +60,7 @@ class BenchWorker:
         self.proc: subprocess.Popen[bytes] | None = None
         self.metrics_port = 0
         self.web_port = 0
+        self._orders_done = 0.0
         self.log_path = workdir / f"{name}.log"
 
     def start(self) -> None:
@@ -91,11 +92,12 @@ class BenchWorker:
         return scrape(self.metrics_port)
 
     def orders_done(self, orders_topic: str) -> float:
-        """Orders it processed (0 while it does not answer)."""
+        """Orders it processed: 0 before it first answers, then its last answer while a scrape fails."""
         try:
-            return self.metrics().get(f"hanzo_events_processed_total|topic={orders_topic}", 0.0)
+            self._orders_done = self.metrics().get(f"hanzo_events_processed_total|topic={orders_topic}", 0.0)
         except (OSError, ValueError):
-            return 0.0
+            pass  # a scrape that times out on a busy machine is not "0 orders done"
+        return self._orders_done
 
     def rss_mb(self) -> float:
         """Resident memory of the process, MB (0 when it is gone)."""
