@@ -25,14 +25,21 @@ import re
 import string
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, get_args
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
 from pydantic import ValidationError as PydanticValidationError
 
 from hanzo.ml.config.errors import ConfigError
-from hanzo.ml.learners.factory import MODEL_TABLE, check_hyperparameters, infer_task
+from hanzo.ml.learners.factory import (
+    MODEL_TABLE,
+    build_estimator,
+    check_hyperparameters,
+    infer_task,
+    resolve_river_class,
+    supports_many,
+)
 from hanzo.ml.learners.metrics import METRICS, unknown_metric_message
 
 logger = logging.getLogger(__name__)
@@ -43,6 +50,7 @@ __all__ = [
     "DataSection",
     "EvaluationSection",
     "LabelsSection",
+    "MiniBatchSection",
     "ModelSection",
     "MonitoringSection",
     "PipelineSpec",
@@ -242,11 +250,50 @@ class ModelSection(_Section):
         return hyperparameters
 
 
+_MINI_BATCH_MAX = 10_000
+
+
+class MiniBatchSection(_Section):
+    """Opt-in mini-batch learning: ``size`` labels per River ``learn_many`` (:mod:`learners.mini_batch`)."""
+
+    size: int = Field(description="labels per learn_many chunk, 2 to 10000")
+
+    @field_validator("size", mode="before")
+    @classmethod
+    def _check_size(cls, value: Any) -> Any:
+        if isinstance(value, bool) or not isinstance(value, int) or not 2 <= value <= _MINI_BATCH_MAX:
+            msg = (
+                f"{value!r} is not a chunk size; use a whole number from 2 to {_MINI_BATCH_MAX} (labels "
+                "learned per River learn_many), or remove training.mini_batch to learn each label as it comes"
+            )
+            raise ValueError(msg)
+        return value
+
+
 class TrainingSection(_Section):
-    """How ``hanzo-ml train`` bootstraps a model from history."""
+    """How the model learns: ``hanzo-ml train``'s split of history, and per-event or mini-batch learning.
+
+    Without ``mini_batch`` (the default) each label is predicted, then learned with ``learn_one``. With
+    ``mini_batch: {size: N}`` the labels joined in one batch are learned in chunks of up to N with River's
+    ``learn_many``, each chunk predicted by the model before it (:mod:`learners.mini_batch`); the spec
+    is refused for a model without ``learn_many``.
+    """
 
     split: float = Field(0.8, gt=0, lt=1, description="share of history (in event-time order) to learn from")
     validation: Literal["time_based", "progressive"] = "time_based"
+    mini_batch: MiniBatchSection | None = Field(None, description="opt-in: learn_many on chunks of labels")
+
+    @field_validator("mini_batch", mode="before")
+    @classmethod
+    def _check_mini_batch(cls, value: Any) -> Any:
+        if value is not None and not isinstance(value, Mapping):
+            msg = (
+                f"{value!r} is not a mini-batch setting; write mini_batch: {{size: N}} with N from 2 to "
+                f"{_MINI_BATCH_MAX} (labels per River learn_many), or remove it to learn each label as it "
+                "comes"
+            )
+            raise ValueError(msg)
+        return value
 
 
 class EvaluationSection(_Section):
@@ -461,6 +508,33 @@ def _fill_defaults(data: dict[str, Any]) -> None:
         data["labels"] = labels
 
 
+def _check_mini_batch_model(spec: PipelineSpec) -> None:
+    """Refuse ``training.mini_batch`` for a pipeline whose model has no River ``learn_many``."""
+    assert spec.training.mini_batch is not None
+    setting = f"training.mini_batch: {{size: {spec.training.mini_batch.size}}}"
+    task = spec.model.task
+    if spec.family is not None or task not in ("classification", "regression"):
+        msg = (
+            f"{setting}; a {spec.family or task} pipeline learns from its own stream, not in label chunks; "
+            "remove training.mini_batch"
+        )
+        raise ValueError(msg)
+    estimator = build_estimator(spec.model.type, task, spec.model.hyperparameters)
+    if not supports_many(estimator, require_backend=False):
+        have = sorted(name for name, entry in MODEL_TABLE.items() if _entry_has_many(entry.path(task)))
+        msg = (
+            f"{setting}; model.type {spec.model.type!r} ({type(estimator).__name__}) has no River "
+            f"learn_many, so it can only learn per event; remove training.mini_batch or use a model that "
+            f"has it: {', '.join(have)}"
+        )
+        raise ValueError(msg)
+
+
+def _entry_has_many(path: str | None) -> bool:
+    """Whether the River class at ``path`` (a model table entry) has the mini-batch methods."""
+    return path is not None and supports_many(resolve_river_class(path), require_backend=False)
+
+
 class PipelineSpec(_Section):
     """A declarative pipeline: data, model, training, evaluation, labels, scoring, snapshots, monitoring.
 
@@ -531,6 +605,8 @@ class PipelineSpec(_Section):
                 )
                 raise ValueError(msg)
         family = self.family
+        if self.training.mini_batch is not None:
+            _check_mini_batch_model(self)
         if family is not None and self.training.validation != "progressive":
             msg = (
                 f"training.validation: {self.training.validation!r}; a {family} pipeline is evaluated "
@@ -574,9 +650,10 @@ class PipelineSpec(_Section):
     @property
     def spec_hash(self) -> str:
         """The sha256 (hex) of the spec's canonical JSON (sorted keys, defaults filled in)."""
-        canonical = json.dumps(
-            self.model_dump(mode="json"), sort_keys=True, separators=(",", ":"), ensure_ascii=False
-        )
+        dumped = self.model_dump(mode="json")
+        if dumped["training"]["mini_batch"] is None:  # per-event specs hash as before the setting existed
+            del dumped["training"]["mini_batch"]
+        canonical = json.dumps(dumped, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
         return hashlib.sha256(canonical.encode("utf-8")).hexdigest()
 
     @classmethod
@@ -664,11 +741,15 @@ def _section_fields(loc: tuple[int | str, ...]) -> list[str] | None:
     model: Any = PipelineSpec
     for part in loc:
         field = model.model_fields.get(part) if isinstance(part, str) else None
-        if field is None or not (
-            isinstance(field.annotation, type) and issubclass(field.annotation, BaseModel)
-        ):
+        # an optional section (``X | None``) is its section X
+        section = (
+            next((a for a in (field.annotation, *get_args(field.annotation)) if isinstance(a, type)), None)
+            if field is not None
+            else None
+        )
+        if section is None or not issubclass(section, BaseModel):
             return None
-        model = field.annotation
+        model = section
     return list(model.model_fields)
 
 

@@ -31,7 +31,8 @@ from mode import Service
 
 from hanzo.ml.config.errors import ValidationError
 from hanzo.ml.learners.metrics import MetricSet
-from hanzo.ml.learners.online import OnlineLearner
+from hanzo.ml.learners.mini_batch import learn_labels_in_chunks
+from hanzo.ml.learners.online import LearnOutcome, OnlineLearner
 from hanzo.ml.learners.vectors import RedisVectorStore, VectorStore
 from hanzo.ml.schemas.dead_letters import DeadLetter, classify
 from hanzo.ml.schemas.events import Label, parse_event
@@ -72,6 +73,8 @@ class LearnerSlot:
     drift_active: Callable[[], bool] = lambda: False
     """Whether a drift alarm is active for this model (the worker's Monitor); blocks promotion."""
     gate_decisions: list[Any] = field(default_factory=list)
+    mini_batch: int = 0
+    """Labels per River ``learn_many`` chunk (``training.mini_batch.size``); 0: learn each label (default)."""
 
 
 @dataclass
@@ -191,6 +194,7 @@ class LabelJoiner:
             for lab, _ in todo:
                 waiting.pop(lab.label_id, None)
             joined: list[str] = []
+            chunked: list[tuple[Label, dict[str, Any]]] = []  # mini-batch mode: learned in chunks below
             for (lab, first_seen), found in zip(todo, stored, strict=True):
                 if found is None:
                     if self._gave_up(slot, lab, first_seen, now):
@@ -200,25 +204,59 @@ class LabelJoiner:
                     continue
                 x = found["x"]
                 if slot.learn_before_ms is not None and lab.event_time >= slot.learn_before_ms:
+                    if chunked:  # the labels before it are learned first: the holdout scores their model
+                        self._learn_chunked(slot, chunked, joined, out)
+                        chunked = []
                     if slot.holdout is not None and not learner.seen(lab.label_id):
                         slot.holdout.update(lab.value, learner.score(x))
                     joined.append(lab.subject_id)
                     continue
-                outcome = learner.learn_label(lab.label_id, x, lab.value, lab.event_time)
-                if outcome is None:
-                    slot.duplicates += 1
+                if slot.mini_batch:
+                    chunked.append((lab, x))
                     continue
-                joined.append(lab.subject_id)
-                out.learned[slot.name] = out.learned.get(slot.name, 0) + 1
-                out.losses.setdefault(slot.name, []).append(outcome.loss)
-                out.examples.setdefault(slot.name, []).append((outcome.y_pred, lab.value, outcome.loss))
-                out.inputs.setdefault(slot.name, []).append(x)
-                if outcome.drift:
-                    out.drifts[slot.name] = out.drifts.get(slot.name, 0) + 1
+                self._record(
+                    slot, lab, x, learner.learn_label(lab.label_id, x, lab.value, lab.event_time), joined, out
+                )
+            if chunked:
+                self._learn_chunked(slot, chunked, joined, out)
             self.vectors.mark_labelled(slot.name, joined)
         for r in records:
             key = _tp_key(r.topic, r.partition)
             learner.offsets[key] = max(learner.offsets.get(key, 0), r.offset + 1)
+
+    def _record(
+        self,
+        slot: LearnerSlot,
+        lab: Label,
+        x: dict[str, Any],
+        outcome: LearnOutcome | None,
+        joined: list[str],
+        out: LabelBatchOutcome,
+    ) -> None:
+        """Count what learning one label did (None: a duplicate, not learned)."""
+        if outcome is None:
+            slot.duplicates += 1
+            return
+        joined.append(lab.subject_id)
+        out.learned[slot.name] = out.learned.get(slot.name, 0) + 1
+        out.losses.setdefault(slot.name, []).append(outcome.loss)
+        out.examples.setdefault(slot.name, []).append((outcome.y_pred, lab.value, outcome.loss))
+        out.inputs.setdefault(slot.name, []).append(x)
+        if outcome.drift:
+            out.drifts[slot.name] = out.drifts.get(slot.name, 0) + 1
+
+    def _learn_chunked(
+        self,
+        slot: LearnerSlot,
+        chunked: Sequence[tuple[Label, dict[str, Any]]],
+        joined: list[str],
+        out: LabelBatchOutcome,
+    ) -> None:
+        """Learn joined labels in chunks of ``slot.mini_batch`` (:mod:`learners.mini_batch`), in order."""
+        items = [(lab.label_id, x, lab.value, lab.event_time) for lab, x in chunked]
+        outcomes = learn_labels_in_chunks(slot.learner, items, slot.mini_batch)
+        for (lab, x), outcome in zip(chunked, outcomes, strict=True):
+            self._record(slot, lab, x, outcome, joined, out)
 
     def _gave_up(self, slot: LearnerSlot, lab: Label, first_seen: float, now: float) -> bool:
         """Whether a label whose vector is not stored will never find it.

@@ -35,6 +35,7 @@ from hanzo.ml.learners.derived_labels import (
 )
 from hanzo.ml.learners.factory import build_model
 from hanzo.ml.learners.metrics import MetricSet
+from hanzo.ml.learners.mini_batch import check_mini_batch
 from hanzo.ml.learners.online import OnlineLearner
 from hanzo.ml.learners.spec import PipelineSpec
 from hanzo.ml.learners.vectors import RedisVectorStore, VectorStore
@@ -181,6 +182,7 @@ def wire_pipelines(
                 snapshot_min_seconds=spec.snapshots.min_seconds,
                 last_snapshot_examples=learner.examples_learned,
                 thresholds=dict(spec.evaluation.threshold),
+                mini_batch=check_mini_batch(spec),
             )
         )
     processor = OrderProcessor(store, None, scorers, kinds, vectors=vectors)

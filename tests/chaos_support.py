@@ -50,7 +50,7 @@ from hanzo.ml.schemas.events import CustomerEvent, Label, Order
 from hanzo.ml.streams.embedded import free_port
 from hanzo.ml.streams.offsets import fetched_end
 from hanzo.ml.streams.runtime import feature_lateness_ms
-from hanzo.ml.streams.simulation import produce
+from hanzo.ml.streams.simulation import Simulator, SimulatorConfig, produce
 
 Event = Order | CustomerEvent | Label
 MODEL = "fraud_detection"
@@ -196,8 +196,9 @@ def scrape(port: int, timeout: float = 2.0) -> dict[str, float]:
 class Worker:
     """``python -m streams.cli worker`` as a child process, restartable; every start gets new ports."""
 
-    def __init__(self, env: Mapping[str, str], log_dir: Path) -> None:
+    def __init__(self, env: Mapping[str, str], log_dir: Path, args: Sequence[str] = ()) -> None:
         self.env = dict(env)
+        self.args = list(args)  # options of `worker`, e.g. ["--pipeline", path]
         self.log_dir = log_dir
         self.proc: subprocess.Popen[bytes] | None = None
         self.starts = 0
@@ -218,7 +219,7 @@ class Worker:
         with self.log_path.open("wb") as out:
             self.started_at, self.started_wall = time.monotonic(), time.time()
             self.proc = subprocess.Popen(
-                [sys.executable, "-m", "hanzo.ml.streams.cli", "worker"],
+                [sys.executable, "-m", "hanzo.ml.streams.cli", "worker", *self.args],
                 env=env, stdout=out, stderr=subprocess.STDOUT,
             )
 
@@ -793,6 +794,21 @@ def read_dead_letters(bootstrap: str, topic: str) -> DeadLetterReport:
 def expected_reasons(bad: Iterable[Injected]) -> dict[str, int]:
     """Dead letters per reason that ``bad`` must give."""
     return dict(Counter(m.reason for m in bad))
+
+
+def small_shop(orders: int = 1500, seed: int = 7) -> list[Event]:
+    """A small simulated shop whose labels follow their orders within hours (no browsing events)."""
+    config = SimulatorConfig(
+        seed=seed,
+        orders=orders,
+        customers=200,
+        orders_per_day=3000,
+        browse_events_per_order=0.0,
+        chargeback_delay_days=(0.1, 0.5),
+        settle_delay_days=(0.1, 0.5),
+        fraud_rate=0.05,
+    )
+    return list(Simulator(config).events())
 
 
 def labels_of(events: Iterable[Event], target: str = "fraud") -> set[str]:

@@ -13,9 +13,16 @@ from __future__ import annotations
 import pytest
 import redis
 
-from hanzo.ml.streams.simulation import Simulator, SimulatorConfig
 from hanzo.ml.streams.simulation.producer import Event
-from tests.chaos_support import BackgroundProducer, Worker, count_scores, labels_of, wait_for, worker_env
+from tests.chaos_support import (
+    BackgroundProducer,
+    Worker,
+    count_scores,
+    labels_of,
+    small_shop,
+    wait_for,
+    worker_env,
+)
 
 pytestmark = pytest.mark.integration
 
@@ -38,19 +45,7 @@ def _labels_learned(worker: Worker) -> float:
 
 
 def _shop() -> list[Event]:
-    sim = Simulator(
-        SimulatorConfig(
-            seed=7,
-            orders=N_ORDERS,
-            customers=200,
-            orders_per_day=3000,
-            browse_events_per_order=0.0,
-            chargeback_delay_days=(0.1, 0.5),
-            settle_delay_days=(0.1, 0.5),
-            fraud_rate=0.05,
-        )
-    )
-    return list(sim.events())
+    return small_shop(N_ORDERS)
 
 
 @pytest.mark.timeout(600)  # ~35 s on a quiet machine; the waits are ceilings for a loaded one
