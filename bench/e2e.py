@@ -14,6 +14,9 @@ On one embedded Tansu broker and one redis-server, with a prefilled stream (simu
   ``freshness_scored_at_p99_ms`` is the same from the score record's ``scored_at_ms`` (a lower bound). When
   the worker does not keep the rate (its backlog grows), the rate it keeps is reported and freshness is
   measured again at a rate it does keep (``freshness_kept_*``);
+* ``score_worker_freshness_p50_ms`` / ``_p99_ms``: the same measurement at the same rate against one
+  ``role: score`` worker while a ``role: learn`` worker learns beside it (each in a fresh group, after the
+  scorer caught up with the topics): the freshness of the deployment that keeps learning off the scorer;
 * ``rss_mb_start`` / ``rss_mb_end``: the worker's resident memory at its first order and at the end, over
   ``orders`` (the prefill plus the freshness orders). ``--memory-orders N`` also streams N orders through a
   fresh worker on a fresh broker and samples its memory (``memory_run``: start, after warm-up, end, max and
@@ -59,7 +62,15 @@ from rich.table import Table
 
 from bench.common import latency_ms
 from bench.results import RESULTS, machine, write_section
-from bench.scaleout import BenchWorker, measure_group, roles_run, start_group, stop_group, two_workers_speedup
+from bench.scaleout import (
+    BenchWorker,
+    measure_group,
+    roles_run,
+    start_group,
+    stop_group,
+    two_workers_speedup,
+    worker_env,
+)
 from hanzo.ml.learners.keys import score_key
 from hanzo.ml.schemas.events import Label, Order, to_json
 from hanzo.ml.streams.embedded import binary_of, free_port, start_broker, start_redis, stop_process
@@ -257,6 +268,26 @@ def freshness(
         "second_half_p99_ms": latency_ms(readable[half:])["p99_ms"],
         "poll_interval_ms": poll_s * 1000,
     }
+
+
+def score_worker_freshness(
+    stack: Prefilled, orders_in_topic: int, rate: float, seconds: float, start_time_ms: int, workdir: Path
+) -> dict[str, Any]:
+    """Freshness of a ``role: score`` worker while a ``role: learn`` worker learns beside it.
+
+    Both join fresh groups on the same topics; once the scorer has caught up with the ``orders_in_topic``
+    orders already there, :func:`freshness` runs at ``rate`` against the scorer's score keys.
+    """
+    env = worker_env(stack.bootstrap, stack.redis_url, TOPICS, "rf:", workdir / "registry", workdir / "state")
+    scorer = BenchWorker({**env, "HANZO_ROLE": "score"}, workdir, name="fresh-scorer")
+    learner = BenchWorker({**env, "HANZO_ROLE": "learn"}, workdir, name="fresh-learner")
+    try:
+        learner.start()
+        scorer.start()
+        measure_group([scorer], TOPICS["orders"], orders_in_topic)
+        return freshness(stack.bootstrap, stack.client, "rf:", rate, seconds, start_time_ms, seed=4)
+    finally:
+        stop_group([scorer, learner])
 
 
 # -- memory over a long stream ---------------------------------------------------------------------------
@@ -468,9 +499,18 @@ def _main_run(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
             console.print("one scoring worker and one learner process (roles score and learn) ...")
             n_labels = sum(1 for e in events if isinstance(e, Label))
             try:
-                roles = roles_run(bootstrap, redis_url, TOPICS, n_orders, n_labels, workdir / "roles")
+                roles: dict[str, Any] = roles_run(
+                    bootstrap, redis_url, TOPICS, n_orders, n_labels, workdir / "roles"
+                )
             except RuntimeError as exc:
                 roles = {"score_worker_orders_per_s": None, "roles_error": str(exc)[:2000]}
+            rate = float(args.freshness_rate)
+            console.print(f"freshness of a scoring worker (learner apart) at {rate:,.0f} orders/s ...")
+            in_topic = n_orders + sum(f["orders"] for f in fresh)
+            start_ms += 30 * 86_400_000
+            score_fresh = score_worker_freshness(
+                stack, in_topic, rate, args.freshness_seconds, start_ms, workdir / "roles-fresh"
+            )
             console.print("one worker, then two in one group, each joined before its orders are produced ...")
             try:
                 scale = two_workers_speedup(
@@ -500,6 +540,11 @@ def _main_run(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
         "rss_orders": n_orders + sum(f["orders"] for f in fresh),
         **scale,
         **roles,
+        "score_worker_freshness_rate_orders_per_s": score_fresh["rate_orders_per_s"],
+        "score_worker_freshness_p50_ms": score_fresh["p50_ms"],
+        "score_worker_freshness_p99_ms": score_fresh["p99_ms"],
+        "score_worker_freshness_kept": score_fresh["kept"],
+        "score_worker_freshness_run": score_fresh,
     }
     if len(fresh) > 1:
         section["freshness_kept_rate_orders_per_s"] = fresh[1]["rate_orders_per_s"]
@@ -532,6 +577,8 @@ SHOWN = (
     "freshness_p99_ms",
     "freshness_kept_rate_orders_per_s",
     "freshness_kept_p99_ms",
+    "score_worker_freshness_p50_ms",
+    "score_worker_freshness_p99_ms",
     "rss_orders",
     "rss_mb_start",
     "rss_mb_end",
@@ -543,7 +590,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     """Run the benchmark, write section ``e2e`` of bench/results.json, print a table."""
     p = argparse.ArgumentParser(prog="bench.e2e", description=__doc__.split("\n")[0])
     p.add_argument("--orders", type=int, default=int(os.environ.get("HANZO_BENCH_ORDERS", "20000")))
-    p.add_argument("--freshness-rate", type=float, default=2000.0, help="orders/s of the freshness run")
+    p.add_argument("--freshness-rate", type=float, default=1000.0, help="orders/s of the freshness runs")
     p.add_argument("--freshness-seconds", type=float, default=20.0)
     p.add_argument("--memory-orders", type=int, default=0, help="stream N orders through a fresh worker")
     p.add_argument(
