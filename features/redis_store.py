@@ -62,7 +62,7 @@ is loaded (``SCRIPT LOAD``) and the refused calls are sent again. One update cal
 :data:`EVENTS_PER_CALL` events in order: ``KEYS`` = hash, mark per event; ``ARGV[1]`` = every event packed
 in one string (unpacked with ``struct`` in Lua: one argument to encode per call instead of 4 + one per
 group per event), each as offset, event time, wall ms (doubles), the ``ARGV`` position of its fence
-(``<H``; 1: none), then one input per group, length-prefixed (:func:`framed` of :func:`group_packer`;
+(``<H``; 1: none), then one input per group, length-prefixed (:func:`group_packer`;
 empty: the event feeds none of it); ``ARGV[2..]`` = the call's distinct fences (``"topic/partition"``).
 Reply: ``[statuses, values]``, one letter per event (``a``pplied, ``d``uplicate, ``f``enced, ``l``ate) and
 every event's values, one double per aggregate in definition order (NaN: none). Within a call each entity
@@ -88,6 +88,7 @@ import logging
 import operator
 import struct
 from collections.abc import Callable, Iterable, Iterator, Sequence
+from itertools import chain
 from typing import Any
 
 import redis
@@ -149,38 +150,36 @@ _NAN = float("nan")
 def group_packer(group: Group) -> Callable[[tuple[Input, ...]], bytes]:
     r"""Return the function encoding one event's inputs to ``group`` (all plan inputs in, one argument out).
 
-    Windowed: every member's input as doubles (``mean``: sum, n), ``b""`` when the event feeds none;
-    lifetime: the same with NaN for a member the event does not feed; ``distinct_count``: its members.
+    The argument is length-prefixed (``<I``), as the update script reads it, and packed in one ``struct``
+    call. Windowed: every member's input as doubles (``mean``: sum, n), nothing when the event feeds
+    none; lifetime: the same with NaN for a member the event does not feed; ``distinct_count``: its
+    members.
 
     Examples
     --------
     >>> g = Group("w", "n+s", (0, 2), ("count", "mean"), 60_000, 60)
-    >>> group_packer(g)((1.0, None, (5.0, 1.0))).hex(" ", 8), group_packer(g)((None, None, None))
-    ('000000000000f03f 0000000000001440 000000000000f03f', b'')
+    >>> group_packer(g)((1.0, None, (5.0, 1.0))).hex(" ", 4), group_packer(g)((None, None, None))
+    ('18000000 00000000 0000f03f 00000000 00001440 00000000 0000f03f', b'\x00\x00\x00\x00')
     """
     members, kinds = group.members, group.kinds
+    length = _LEN.pack
     if group.kind == "d":
         (only,) = members
-        return lambda inputs: encode_input(inputs[only])
-    pack = struct.Struct("<" + "d" * group.input_width).pack
-    if group.kind == "w" and len(members) == 1 and kinds[0] != "mean":
+
+        def text(inputs: tuple[Input, ...]) -> bytes:
+            v = inputs[only]
+            if v is None:
+                return _NONE
+            b = encode_input(v)
+            return length(len(b)) + b
+
+        return text
+    width = 8 * group.input_width
+    pack = struct.Struct("<I" + "d" * group.input_width).pack
+    if len(members) == 1 and kinds[0] != "mean":
         (only,) = members
-        return lambda inputs: b"" if (v := inputs[only]) is None else pack(v)
-    if "mean" not in kinds:
-        pick = operator.itemgetter(*members) if len(members) > 1 else lambda inputs: (inputs[members[0]],)
-        lifetime = group.kind == "l"
-
-        def flat(inputs: tuple[Input, ...]) -> bytes:
-            values = pick(inputs)
-            if None not in values:
-                return pack(*values)
-            if all(v is None for v in values):
-                return b""
-            if lifetime:
-                return pack(*(_NAN if v is None else v for v in values))
-            return mixed()
-
-        return flat
+        return lambda inputs: _NONE if (v := inputs[only]) is None else pack(width, v)
+    lifetime = group.kind == "l"
 
     def mixed() -> bytes:
         msg = (
@@ -189,8 +188,23 @@ def group_packer(group: Group) -> Callable[[tuple[Input, ...]], bytes]:
         )
         raise ValidationError(msg)
 
+    if "mean" not in kinds:
+        pick = operator.itemgetter(*members)
+
+        def flat(inputs: tuple[Input, ...]) -> bytes:
+            values = pick(inputs)
+            if None not in values:
+                return pack(width, *values)
+            if all(v is None for v in values):
+                return _NONE
+            if lifetime:
+                return pack(width, *(_NAN if v is None else v for v in values))
+            return mixed()
+
+        return flat
+
     def packed(inputs: tuple[Input, ...]) -> bytes:
-        flat: list[Any] = []
+        flat: list[Any] = [width]
         fed = 0
         for p, kind in zip(members, kinds, strict=True):
             v = inputs[p]
@@ -203,29 +217,12 @@ def group_packer(group: Group) -> Callable[[tuple[Input, ...]], bytes]:
             else:
                 flat.append(v)
         if fed == 0:
-            return b""
-        if group.kind == "w" and fed < len(members):
+            return _NONE
+        if not lifetime and fed < len(members):
             return mixed()
         return pack(*flat)
 
     return packed
-
-
-def framed(pack: Callable[[tuple[Input, ...]], bytes]) -> Callable[[tuple[Input, ...]], bytes]:
-    r"""Return ``pack`` with its output prefixed by its length (``<I``), as the update script reads it.
-
-    Examples
-    --------
-    >>> framed(lambda inputs: b"ab")(()), framed(lambda inputs: b"")(())
-    (b'\x02\x00\x00\x00ab', b'\x00\x00\x00\x00')
-    """
-    length = _LEN.pack
-
-    def frame(inputs: tuple[Input, ...]) -> bytes:
-        b = pack(inputs)
-        return length(len(b)) + b if b else _NONE
-
-    return frame
 
 
 #: Status letters of the update script's reply.
@@ -233,6 +230,8 @@ _CODES: dict[str, Status] = {"a": "applied", "d": "duplicate", "f": "fenced", "l
 
 #: Most events one update script call applies (it blocks Redis meanwhile; a few ms).
 EVENTS_PER_CALL = 100
+#: Update calls written ahead of the replies read (Redis has the next one waiting when it ends one).
+IN_FLIGHT = 2
 #: Most entities one read script call reads (it blocks Redis meanwhile).
 IDS_PER_READ = 128
 
@@ -283,7 +282,7 @@ class RedisOnlineStore(OnlineStore):
         """Render the scripts of every entity (loaded lazily, on the first ``NOSCRIPT``)."""
         for plan in plans:
             self._plans[plan.entity] = plan
-            self._packers[plan.entity] = [framed(group_packer(g)) for g in groups(plan)]
+            self._packers[plan.entity] = [group_packer(g) for g in groups(plan)]
             self._update[plan.entity] = render(plan, "update")
             self._read[plan.entity] = render(plan, "read")
 
@@ -294,44 +293,72 @@ class RedisOnlineStore(OnlineStore):
             raise ValidationError(msg)
         return f"{self.key_prefix}f:{{{entity}:{entity_id}}}"
 
-    def apply(self, entity: str, updates: Sequence[EntityUpdate]) -> list[tuple[Status, Values]]:
-        """Apply the updates in order, in one pipeline (one round trip) of multi-event script calls."""
+    def apply(self, entity: str, updates: Iterable[EntityUpdate]) -> list[tuple[Status, Values]]:
+        """Apply the updates in order, in one round trip of multi-event script calls.
+
+        ``updates`` is consumed as the calls are built: with a plain ``redis.Redis`` the caller's work
+        making the next updates overlaps Redis running the calls already sent (:meth:`_stream`).
+        """
         script = self._update[entity]
         n = len(self._plans[entity].aggregates)
-        prefix = f"{self.key_prefix}f:{{{entity}:"
-        groups: dict[int, list[int]] = {}
-        keys: list[tuple[str, str]] = []
-        for j, u in enumerate(updates):
-            if "{" in u.entity_id or "}" in u.entity_id:
-                self.entity_key(entity, u.entity_id)  # raises, naming the id
-            key = f"{prefix}{u.entity_id}}}"
-            keys.append((key, f"{key}:d:{u.event_id}"))
-            groups.setdefault(key_slot(key.encode()) if self._cluster else 0, []).append(j)
-        step = EVENTS_PER_CALL
-        chunks = [g[i : i + step] for g in groups.values() for i in range(0, len(g), step)]
         packers = self._packers[entity]
         head = _EVENT.pack
+        sent: list[list[tuple[int, EntityUpdate, str]]] = []
+        chunks = self._chunks(entity, updates)
+        first = next(chunks, None)
+        if first is None:
+            return []  # no I/O
 
         def calls() -> Iterator[tuple[Any, ...]]:  # built while Redis runs the calls sent before
-            for chunk in chunks:
+            for chunk in chain([first], chunks):
+                sent.append(chunk)
                 kargs: list[Any] = []
                 parts: list[bytes] = []
                 fences: dict[str, int] = {}
-                for j in chunk:
-                    u = updates[j]
-                    kargs += keys[j]
+                for _, u, key in chunk:
+                    kargs += (key, f"{key}:d:{u.event_id}")
                     inputs = u.inputs
                     fence = 1 if u.fence is None else fences.setdefault(u.fence, len(fences) + 2)
                     parts.append(head(u.offset, u.event_time, u.wall_ms, fence))
                     parts += [pack(inputs) for pack in packers]
                 yield (len(kargs), *kargs, b"".join(parts), *fences)
 
-        out: list[tuple[Status, Values]] = [("applied", [])] * len(updates)
-        for chunk, (codes, blob) in zip(chunks, self._run(script, calls()), strict=True):
+        replies = self._run(script, calls())
+        out: list[tuple[Status, Values]] = [("applied", [])] * sum(len(c) for c in sent)
+        for chunk, (codes, blob) in zip(sent, replies, strict=True):
             values = decode_values(blob, n * len(chunk))
-            for p, (j, code) in enumerate(zip(chunk, _text(codes), strict=True)):
+            for p, ((j, _, _), code) in enumerate(zip(chunk, _text(codes), strict=True)):
                 out[j] = (_CODES[code], values[p * n : (p + 1) * n])
         return out
+
+    def _chunks(
+        self, entity: str, updates: Iterable[EntityUpdate]
+    ) -> Iterator[list[tuple[int, EntityUpdate, str]]]:
+        """The updates as ``(position, update, hash key)``, :data:`EVENTS_PER_CALL` (of one slot) a call.
+
+        Without a cluster the chunks are made as the updates come; a ``RedisCluster`` client groups
+        them by hash slot first.
+        """
+        prefix = f"{self.key_prefix}f:{{{entity}:"
+        step = EVENTS_PER_CALL
+        by_slot: dict[int, list[tuple[int, EntityUpdate, str]]] = {}
+        chunk: list[tuple[int, EntityUpdate, str]] = []
+        for j, u in enumerate(updates):
+            if "{" in u.entity_id or "}" in u.entity_id:
+                self.entity_key(entity, u.entity_id)  # raises, naming the id
+            key = f"{prefix}{u.entity_id}}}"
+            if self._cluster:
+                by_slot.setdefault(key_slot(key.encode()), []).append((j, u, key))
+                continue
+            chunk.append((j, u, key))
+            if len(chunk) == step:
+                yield chunk
+                chunk = []
+        if chunk:
+            yield chunk
+        for g in by_slot.values():
+            for i in range(0, len(g), step):
+                yield g[i : i + step]
 
     def read(
         self,
@@ -465,7 +492,12 @@ class RedisOnlineStore(OnlineStore):
         return replies
 
     def _stream(self, script: Script, calls: Iterable[Sequence[Any]]) -> list[Any]:
-        """:meth:`_run` on one pooled connection: send every call, then read every reply.
+        """:meth:`_run` on one pooled connection, :data:`IN_FLIGHT` calls ahead of the replies read.
+
+        Each call is written as soon as it is built; once more than :data:`IN_FLIGHT` calls are
+        unanswered the oldest reply is read. So Redis always has the next call waiting when it finishes
+        one, and the client builds the next calls while Redis runs the previous ones instead of waiting
+        for them all at the end.
 
         A connection error is retried once on a new connection with every call (the scripts are
         idempotent: fences and dedupe marks make a repeated call change nothing), as redis-py retries a
@@ -477,18 +509,14 @@ class RedisOnlineStore(OnlineStore):
         replies: list[Any] = []
         for attempt in range(2):
             conn = pool.get_connection()
+            replies = []
             try:
-                for call in built:
+                for sent, call in enumerate(chain(list(built), _kept(source, built)), 1):
                     conn.send_packed_command(conn.pack_command("EVALSHA", script.sha, *call))
-                for call in source:
-                    built.append(call)
-                    conn.send_packed_command(conn.pack_command("EVALSHA", script.sha, *call))
-                replies = []
-                for _ in built:
-                    try:
-                        replies.append(conn.read_response())
-                    except redis.ResponseError as exc:
-                        replies.append(exc)
+                    while sent - len(replies) > IN_FLIGHT:
+                        replies.append(_reply(conn))
+                while len(replies) < len(built):
+                    replies.append(_reply(conn))
             except (redis.ConnectionError, redis.TimeoutError) as exc:
                 conn.disconnect()
                 if attempt:
@@ -551,6 +579,21 @@ class RedisOnlineStore(OnlineStore):
             logger.info("loading feature script %s into Redis", script.sha)
             await client.script_load(script.source)
         return replies
+
+
+def _kept(calls: Iterator[Sequence[Any]], built: list[Sequence[Any]]) -> Iterator[Sequence[Any]]:
+    """The calls of ``calls``, each kept in ``built`` as it is taken (to resend them after an error)."""
+    for call in calls:
+        built.append(call)
+        yield call
+
+
+def _reply(conn: Any) -> Any:
+    """The next reply on ``conn``; a script's error is returned, not raised (NOSCRIPT is resent)."""
+    try:
+        return conn.read_response()
+    except redis.ResponseError as exc:
+        return exc
 
 
 def _unavailable(exc: BaseException) -> ServiceUnavailableError:
