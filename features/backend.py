@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import logging
 from abc import ABC, abstractmethod
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Literal, NamedTuple
 
@@ -107,6 +107,14 @@ class OnlineStore(ABC):
         A backend may consume ``updates`` while it works (the Redis store sends calls as they fill), so
         the caller can pass a generator that makes them.
         """
+
+    def apply_stream(self, entity: str, updates: Iterable[EntityUpdate]) -> Iterator[tuple[Status, Values]]:
+        """:meth:`apply`, the results given in order as they are known.
+
+        Backends that wait for a server override it to give each result as soon as its reply is read,
+        so the caller uses it while the server runs the next ones.
+        """
+        yield from self.apply(entity, updates)
 
     @abstractmethod
     def read(

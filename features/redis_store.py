@@ -87,6 +87,7 @@ from __future__ import annotations
 import logging
 import operator
 import struct
+from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from itertools import chain
 from typing import Any
@@ -294,10 +295,15 @@ class RedisOnlineStore(OnlineStore):
         return f"{self.key_prefix}f:{{{entity}:{entity_id}}}"
 
     def apply(self, entity: str, updates: Iterable[EntityUpdate]) -> list[tuple[Status, Values]]:
-        """Apply the updates in order, in one round trip of multi-event script calls.
+        """Apply the updates in order, in one round trip of multi-event script calls."""
+        return list(self.apply_stream(entity, updates))
 
-        ``updates`` is consumed as the calls are built: with a plain ``redis.Redis`` the caller's work
-        making the next updates overlaps Redis running the calls already sent (:meth:`_stream`).
+    def apply_stream(self, entity: str, updates: Iterable[EntityUpdate]) -> Iterator[tuple[Status, Values]]:
+        """:meth:`apply`, each result given as soon as its call's reply is read.
+
+        ``updates`` is consumed as the calls are built, and with a plain ``redis.Redis`` the replies are
+        read while later calls run (:meth:`_stream`): the caller's work making the next updates and
+        using the results overlaps Redis running the calls already sent.
         """
         script = self._update[entity]
         n = len(self._plans[entity].aggregates)
@@ -307,7 +313,7 @@ class RedisOnlineStore(OnlineStore):
         chunks = self._chunks(entity, updates)
         first = next(chunks, None)
         if first is None:
-            return []  # no I/O
+            return  # no I/O
 
         def calls() -> Iterator[tuple[Any, ...]]:  # built while Redis runs the calls sent before
             for chunk in chain([first], chunks):
@@ -323,13 +329,22 @@ class RedisOnlineStore(OnlineStore):
                     parts += [pack(inputs) for pack in packers]
                 yield (len(kargs), *kargs, b"".join(parts), *fences)
 
+        def results(chunk: list[tuple[int, EntityUpdate, str]], reply: Any) -> list[tuple[Status, Values]]:
+            codes, blob = reply
+            values = decode_values(blob, n * len(chunk))
+            return [(_CODES[code], values[p * n : (p + 1) * n]) for p, code in enumerate(_text(codes))]
+
+        if not self._cluster and isinstance(self.client, redis.Redis):
+            for k, reply in enumerate(self._stream(script, calls())):
+                yield from results(sent[k], reply)
+            return
+        # a cluster's calls go by hash slot: put the results back in the updates' order
         replies = self._run(script, calls())
         out: list[tuple[Status, Values]] = [("applied", [])] * sum(len(c) for c in sent)
-        for chunk, (codes, blob) in zip(sent, replies, strict=True):
-            values = decode_values(blob, n * len(chunk))
-            for p, ((j, _, _), code) in enumerate(zip(chunk, _text(codes), strict=True)):
-                out[j] = (_CODES[code], values[p * n : (p + 1) * n])
-        return out
+        for chunk, reply in zip(sent, replies, strict=True):
+            for (j, _, _), result in zip(chunk, results(chunk, reply), strict=True):
+                out[j] = result
+        yield from out
 
     def _chunks(
         self, entity: str, updates: Iterable[EntityUpdate]
@@ -472,7 +487,7 @@ class RedisOnlineStore(OnlineStore):
         other clients (``RedisCluster``, wrappers) get one pipeline.
         """
         if isinstance(self.client, redis.Redis) and not self._cluster:
-            return self._stream(script, calls)
+            return list(self._stream(script, calls))
         calls = list(calls)
         replies: list[Any] = [None] * len(calls)
         pending = list(range(len(calls)))
@@ -491,32 +506,37 @@ class RedisOnlineStore(OnlineStore):
             self.client.script_load(script.source)
         return replies
 
-    def _stream(self, script: Script, calls: Iterable[Sequence[Any]]) -> list[Any]:
+    def _stream(self, script: Script, calls: Iterable[Sequence[Any]]) -> Iterator[Any]:
         """:meth:`_run` on one pooled connection, :data:`IN_FLIGHT` calls ahead of the replies read.
 
         Each call is written as soon as it is built; once more than :data:`IN_FLIGHT` calls are
-        unanswered the oldest reply is read. So Redis always has the next call waiting when it finishes
-        one, and the client builds the next calls while Redis runs the previous ones instead of waiting
-        for them all at the end.
+        unanswered the oldest reply is read and given to the caller, in call order. So Redis always has
+        the next call waiting when it finishes one, and the client builds the next calls and uses the
+        replies while Redis runs the previous ones. A call refused NOSCRIPT stops the stream until the
+        script is loaded and every refused call in flight is sent again, in order.
 
-        A connection error is retried once on a new connection with every call (the scripts are
-        idempotent: fences and dedupe marks make a repeated call change nothing), as redis-py retries a
-        pipeline.
+        A connection error is retried once on a new connection with every call not yet answered (the
+        scripts are idempotent: fences and dedupe marks make a repeated call change nothing), as
+        redis-py retries a pipeline.
         """
         pool = self.client.connection_pool
         built: list[Sequence[Any]] = []
-        source = iter(calls)
-        replies: list[Any] = []
+        source = _kept(iter(calls), built)
+        answered = 0
         for attempt in range(2):
             conn = pool.get_connection()
-            replies = []
+            ready: deque[Any] = deque()
             try:
-                for sent, call in enumerate(chain(list(built), _kept(source, built)), 1):
+                sent = answered
+                for call in chain(built[answered:], source):
                     conn.send_packed_command(conn.pack_command("EVALSHA", script.sha, *call))
-                    while sent - len(replies) > IN_FLIGHT:
-                        replies.append(_reply(conn))
-                while len(replies) < len(built):
-                    replies.append(_reply(conn))
+                    sent += 1
+                    while sent - answered > IN_FLIGHT:
+                        answered += 1
+                        yield self._next_reply(conn, script, built, ready, answered - 1, sent)
+                while answered < sent:
+                    answered += 1
+                    yield self._next_reply(conn, script, built, ready, answered - 1, sent)
             except (redis.ConnectionError, redis.TimeoutError) as exc:
                 conn.disconnect()
                 if attempt:
@@ -528,28 +548,34 @@ class RedisOnlineStore(OnlineStore):
             finally:
                 pool.release(conn)
             break
-        out: list[Any] = [None] * len(built)
-        pending = _take_replies(out, list(range(len(built))), replies, 0)
-        if pending:
-            logger.info("loading feature script %s into Redis", script.sha)
-            self.client.script_load(script.source)
-            again = self._run_pipeline(script, [built[i] for i in pending])
-            for i, reply in zip(pending, again, strict=True):
-                out[i] = reply
-        return out
 
-    def _run_pipeline(self, script: Script, calls: Sequence[Sequence[Any]]) -> list[Any]:
-        """Each call in one pipeline, once; errors raised."""
-        pipe = self.client.pipeline(transaction=False)
-        for call in calls:
-            pipe.evalsha(script.sha, *call)
-        try:
-            results = pipe.execute(raise_on_error=False)
-        except redis.ConnectionError as exc:
-            raise _unavailable(exc) from exc
-        out: list[Any] = [None] * len(calls)
-        _take_replies(out, list(range(len(calls))), results, 1)
-        return out
+    def _next_reply(
+        self, conn: Any, script: Script, built: list[Sequence[Any]], ready: deque[Any], i: int, sent: int
+    ) -> Any:
+        """The reply of call ``i`` (calls ``i`` to ``sent - 1`` in flight); a script error is raised.
+
+        On NOSCRIPT every reply in flight is read, the script loaded on ``conn`` and the refused calls
+        sent again in order; their replies wait in ``ready``.
+        """
+        if not ready:
+            reply = _reply(conn)
+            if isinstance(reply, redis.exceptions.NoScriptError):
+                replies = [reply, *(_reply(conn) for _ in range(i + 1, sent))]
+                logger.info("loading feature script %s into Redis", script.sha)
+                conn.send_command("SCRIPT", "LOAD", script.source)
+                conn.read_response()
+                again = [q for q, r in enumerate(replies) if isinstance(r, redis.exceptions.NoScriptError)]
+                for q in again:
+                    conn.send_packed_command(conn.pack_command("EVALSHA", script.sha, *built[i + q]))
+                for q in again:
+                    replies[q] = _reply(conn)
+                ready.extend(replies)
+            else:
+                ready.append(reply)
+        reply = ready.popleft()
+        if isinstance(reply, Exception):
+            raise reply
+        return reply
 
     async def _run_async(
         self, client: redis.asyncio.Redis, script: Script, calls: Sequence[Sequence[Any]]

@@ -358,14 +358,13 @@ class FeatureStore:
                     index.append(i)
                     yield u
 
-        replies = self._backend.apply(entity, make())
-        if not updates:
-            return []
+        replies = self._backend.apply_stream(entity, make())
         derived = [d for d in self._derived.values() if d.entity == entity]
         names = [a.name for a in plan.aggregates]
         fills = [(a.name, a.default) for a in plan.aggregates if a.default is not None]
         out = []
-        for i, u, (status, values) in zip(index, updates, replies, strict=True):
+        for j, (status, values) in enumerate(replies):  # each as soon as Redis answers its call
+            i, u = index[j], updates[j]
             self.status_counts[status] += 1
             if status == "applied":
                 self._last_write_ms[entity] = wall_ms
