@@ -6,7 +6,11 @@ section ``features`` of ``bench/results.json`` and prints a table. Figures, not 
 - ``update_events_per_s``: :meth:`FeatureStore.apply_batch` of simulated orders, batches of 1,000, on the
   shipped customer definitions (20 features) with the worker's lateness (the longest window);
   ``redis_us_per_event`` is the server's own script time (``INFO commandstats`` ``cmdstat_evalsha``) per
-  event, ``redis_us_per_aggregate`` the same per customer aggregate.
+  event, ``redis_us_per_aggregate`` the same per customer aggregate. ``redis_cpu_us_per_event`` is the
+  server's whole CPU time (``INFO cpu``: scripts, parsing the calls, writing the replies) per event,
+  ``client_cpu_us_per_event`` this process's (``time.process_time``: inputs, packing, redis-py, results),
+  ``wall_us_per_event`` the wall time; with both sides busy at once the wall time is near the larger
+  of the two CPU times (the update calls stream: the client makes the next ones while Redis runs).
 - ``redis_pipeline_ceiling_ops_per_s``: in the same run, the same number of pipelined ``HINCRBYFLOAT``
   on as many distinct hashes, 1,000 per round trip (what one command per event costs at best).
 - ``get_features_p50_ms`` / ``get_features_p99_ms``: one entity, its 20 features, one round trip.
@@ -59,18 +63,28 @@ def _evalsha(client: redis.Redis) -> tuple[int, int]:
     return int(stats.get("calls", 0)), int(stats.get("usec", 0))
 
 
+def _server_cpu_s(client: redis.Redis) -> float:
+    cpu = client.info("cpu")
+    return float(cpu["used_cpu_user"]) + float(cpu["used_cpu_sys"])
+
+
 def _updates(client: redis.Redis, store: FeatureStore, records: list[EventRecord]) -> dict[str, float]:
     store.apply_batch("customer", records[:BATCH])  # loads the script, warms the connection
     calls0, usec0 = _evalsha(client)
+    server0, client0 = _server_cpu_s(client), time.process_time()
     t0 = time.perf_counter()
     for start in range(BATCH, len(records), BATCH):
         store.apply_batch("customer", records[start : start + BATCH])
     elapsed = time.perf_counter() - t0
+    server, own = _server_cpu_s(client) - server0, time.process_time() - client0
     calls, usec = _evalsha(client)
     n = len(records) - BATCH
     return {
         "update_events_per_s": round(n / elapsed),
         "redis_us_per_event": round((usec - usec0) / n, 1),
+        "redis_cpu_us_per_event": round(server * 1e6 / n, 1),
+        "client_cpu_us_per_event": round(own * 1e6 / n, 1),
+        "wall_us_per_event": round(elapsed * 1e6 / n, 1),
         "script_calls": calls - calls0,
     }
 

@@ -11,9 +11,9 @@ from __future__ import annotations
 
 import logging
 from abc import ABC, abstractmethod
-from collections.abc import Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
-from typing import Literal
+from typing import Literal, NamedTuple
 
 from hanzo.ml.features.definitions import Aggregate, Event, Input
 
@@ -63,9 +63,11 @@ class ApplyResult:
     features: dict[str, float | None]
 
 
-@dataclass(frozen=True, slots=True)
-class EntityUpdate:
-    """One event for one entity, reduced to what each aggregate of the entity takes from it."""
+class EntityUpdate(NamedTuple):
+    """One event for one entity, reduced to what each aggregate of the entity takes from it.
+
+    A named tuple rather than a dataclass: the store makes one per event and entity on the hot path.
+    """
 
     entity_id: str
     event_id: str
@@ -99,8 +101,20 @@ class OnlineStore(ABC):
         """Prepare for these entities (generate scripts); no I/O."""
 
     @abstractmethod
-    def apply(self, entity: str, updates: Sequence[EntityUpdate]) -> list[tuple[Status, Values]]:
-        """Apply updates in order, each atomically; one round trip for the whole sequence."""
+    def apply(self, entity: str, updates: Iterable[EntityUpdate]) -> list[tuple[Status, Values]]:
+        """Apply updates in order, each atomically; one round trip for them all.
+
+        A backend may consume ``updates`` while it works (the Redis store sends calls as they fill), so
+        the caller can pass a generator that makes them.
+        """
+
+    def apply_stream(self, entity: str, updates: Iterable[EntityUpdate]) -> Iterator[tuple[Status, Values]]:
+        """:meth:`apply`, the results given in order as they are known.
+
+        Backends that wait for a server override it to give each result as soon as its reply is read,
+        so the caller uses it while the server runs the next ones.
+        """
+        yield from self.apply(entity, updates)
 
     @abstractmethod
     def read(

@@ -424,7 +424,7 @@ def input_function(agg: Aggregate) -> Callable[[Event, str], Input]:
         if not values:
             return None
         if kind == "distinct_count":
-            return frozenset(str(v).translate(_SEPARATORS) for v in values)
+            return frozenset(_text_value(v) for v in values)
         nums = [float(v) for v in values]
         if kind == "sum":
             return sum(nums)
@@ -439,11 +439,130 @@ def input_function(agg: Aggregate) -> Callable[[Event, str], Input]:
     return contribution
 
 
+def _text_value(v: Any) -> str:
+    """A text value as the stores keep it: the separators of the Redis state become spaces."""
+    s = str(v)
+    return s if s.isprintable() else s.translate(_SEPARATORS)  # the separators are not printable
+
+
+def _reducer(kind: str) -> Callable[[list[Any]], Input]:
+    """How ``kind`` reduces an event's values of its field (numbers for all but ``distinct_count``)."""
+    reducers: dict[str, Callable[[list[Any]], Input]] = {
+        "distinct_count": lambda values: frozenset(_text_value(v) for v in values),
+        "sum": sum,
+        "mean": lambda nums: (sum(nums), float(len(nums))),
+        "min": min,
+        "max": max,
+        "last": operator.itemgetter(-1),
+    }
+    return reducers[kind]
+
+
+@dataclass(frozen=True)
+class _Reader:
+    """One field (or none) of one event type under one filter, and the aggregates fed by its values.
+
+    ``fills`` are ``(plan position, reducer)`` of the aggregates that reduce the values (the numeric ones
+    get them as floats, converted once); ``ones`` the positions that count the event (no field).
+    """
+
+    spec: SourceField | None
+    per_key: Callable[[Any], Any] | None  # an item field of the entity's own lines: the key's getter
+    ones: tuple[int, ...]
+    text: tuple[tuple[int, Callable[[list[Any]], Input]], ...]
+    numeric: tuple[tuple[int, Callable[[list[Any]], Input]], ...]
+
+    def fill(self, out: list[Input], event: Event, key: str) -> None:
+        """Write this reader's contributions of ``event`` to the entity ``key`` into ``out``."""
+        for p in self.ones:
+            out[p] = 1.0
+        spec = self.spec
+        if spec is None:
+            return
+        if spec.item:
+            items = event.items  # type: ignore[union-attr]
+            kget = self.per_key
+            if kget is not None:
+                items = [i for i in items if str(kget(i)) == key]
+            values = [v for v in map(spec.get, items) if v is not None]
+            if not values:
+                return
+        else:
+            v = spec.get(event)
+            if v is None:
+                return
+            values = [v]
+        for p, reduce in self.text:
+            out[p] = reduce(values)
+        if self.numeric:
+            nums = [float(v) for v in values]
+            for p, reduce in self.numeric:
+                out[p] = reduce(nums)
+
+
+@dataclass(frozen=True)
+class _EventInputs:
+    """The readers of one event type: unfiltered ones, and per filter field, per value, the filtered ones."""
+
+    readers: tuple[_Reader, ...]
+    filtered: tuple[tuple[str, dict[str, tuple[_Reader, ...]]], ...]
+    n: int
+
+    def __call__(self, event: Event, key: str) -> tuple[Input, ...]:
+        out: list[Input] = [None] * self.n
+        for reader in self.readers:
+            reader.fill(out, event, key)
+        for field, by_value in self.filtered:
+            for reader in by_value.get(str(getattr(event, field)), ()):
+                reader.fill(out, event, key)
+        return tuple(out)
+
+
+def _event_inputs(aggs: Sequence[Aggregate], event_type: type) -> _EventInputs:
+    """The precomputed plan of :func:`input_functions` for the events of one type."""
+    keyed: dict[tuple[tuple[str, str] | None, str | None, bool], list[int]] = {}
+    for p, agg in enumerate(aggs):
+        if agg.event_type is not event_type:
+            continue
+        per_key = False
+        if agg.field is not None:
+            key_field = entity_key_field(agg.entity, agg.source)
+            per_key = (
+                FIELDS[agg.source][agg.field].item
+                and key_field is not None
+                and FIELDS[agg.source][key_field].item
+            )
+        keyed.setdefault((agg.where_clause(), agg.field, per_key), []).append(p)
+    readers: list[_Reader] = []
+    filtered: dict[str, dict[str, list[_Reader]]] = {}
+    for (clause, field, per_key), positions in keyed.items():
+        source = aggs[positions[0]].source
+        key_field = entity_key_field(aggs[positions[0]].entity, source)
+        kinds = [(p, aggs[p].aggregation) for p in positions]
+        reader = _Reader(
+            FIELDS[source][field] if field is not None else None,
+            FIELDS[source][key_field].get if per_key and key_field is not None else None,
+            tuple(p for p, k in kinds if field is None),
+            tuple((p, _reducer(k)) for p, k in kinds if field is not None and k == "distinct_count"),
+            tuple((p, _reducer(k)) for p, k in kinds if field is not None and k != "distinct_count"),
+        )
+        if clause is None:
+            readers.append(reader)
+        else:
+            filtered.setdefault(clause[0], {}).setdefault(clause[1], []).append(reader)
+    return _EventInputs(
+        tuple(readers),
+        tuple((f, {v: tuple(rs) for v, rs in by.items()}) for f, by in filtered.items()),
+        len(aggs),
+    )
+
+
 def input_functions(aggs: Sequence[Aggregate]) -> Callable[[Event, str], tuple[Input, ...]]:
     """Return one function giving every aggregate's :func:`input_function` value at once, in order.
 
-    The values an event holds for one field (and one filter) are read once and shared by every aggregate
-    that reads them, so ``count``/``sum``/``mean``/``max`` of the same field cost one extraction.
+    The plan is made once per event type: the aggregates reading one field under one filter share one
+    reader, so ``count``/``sum``/``mean``/``max`` of the same field cost one extraction (and one float
+    conversion), and a filtered aggregate is found by its filter value, not tested per aggregate.
 
     Examples
     --------
@@ -457,77 +576,49 @@ def input_functions(aggs: Sequence[Aggregate]) -> Callable[[Event, str], tuple[I
     >>> input_functions(aggs)(o, "c1")
     (35.0, (35.0, 1.0), 35.0)
     """
-    plans: list[tuple[type, tuple[str, str] | None, tuple[str, bool] | None, str]] = []
-    for agg in aggs:
-        spec_key = None
-        if agg.field is not None:
-            spec = FIELDS[agg.source][agg.field]
-            key_field = entity_key_field(agg.entity, agg.source)
-            key_item = key_field is not None and FIELDS[agg.source][key_field].item
-            spec_key = (agg.field, bool(spec.item and key_item))
-        plans.append((agg.event_type, agg.where_clause(), spec_key, agg.aggregation))
-    sources = {a.event_type: a.source for a in aggs}
-    key_gets = {
-        a.source: FIELDS[a.source][kf].get
-        for a in aggs
-        if (kf := entity_key_field(a.entity, a.source)) is not None
-    }
-
-    def values_of(event: Event, key: str, source: str, field: str, per_key: bool) -> list[Any]:
-        spec = FIELDS[source][field]
-        if spec.item:
-            items = event.items  # type: ignore[union-attr]
-            if per_key:
-                kget = key_gets[source]
-                items = [i for i in items if str(kget(i)) == key]
-            values = [spec.get(i) for i in items]
-        else:
-            values = [spec.get(event)]
-        return [v for v in values if v is not None]
-
-    n = len(plans)
-    by_type: dict[type, list[tuple[int, tuple[str, str] | None, tuple[str, bool] | None, str]]] = {}
-    for p, (event_type, clause, spec_key, kind) in enumerate(plans):
-        by_type.setdefault(event_type, []).append((p, clause, spec_key, kind))
+    plans = {t: _event_inputs(aggs, t) for t in dict.fromkeys(a.event_type for a in aggs)}
+    nothing: tuple[Input, ...] = (None,) * len(aggs)
 
     def contributions(event: Event, key: str) -> tuple[Input, ...]:
-        out: list[Input] = [None] * n
-        mine = by_type.get(type(event))
-        if mine is None:
-            return tuple(out)
-        source = sources[type(event)]
-        seen: dict[tuple[str, bool], list[Any]] = {}
-        nums: dict[tuple[str, bool], list[float]] = {}
-        for p, clause, spec_key, kind in mine:
-            if clause is not None and str(getattr(event, clause[0])) != clause[1]:
-                continue
-            if spec_key is None:
-                out[p] = 1.0
-                continue
-            values = seen.get(spec_key)
-            if values is None:
-                values = seen[spec_key] = values_of(event, key, source, *spec_key)
-            if not values:
-                continue
-            if kind == "distinct_count":
-                out[p] = frozenset(str(v).translate(_SEPARATORS) for v in values)
-                continue
-            floats = nums.get(spec_key)
-            if floats is None:
-                floats = nums[spec_key] = [float(v) for v in values]
-            if kind == "sum":
-                out[p] = sum(floats)
-            elif kind == "mean":
-                out[p] = (sum(floats), float(len(floats)))
-            elif kind == "min":
-                out[p] = min(floats)
-            elif kind == "max":
-                out[p] = max(floats)
-            else:  # last
-                out[p] = floats[-1]
-        return tuple(out)
+        plan = plans.get(type(event))
+        return nothing if plan is None else plan(event, key)
 
     return contributions
+
+
+def _key_getter(spec: SourceField) -> Callable[[Event], list[str]]:
+    get = spec.get
+    if spec.item:
+        return lambda event: list(
+            dict.fromkeys(str(v) for v in map(get, event.items) if v is not None)  # type: ignore[union-attr]
+        )
+    return lambda event: [] if (v := get(event)) is None else [str(v)]
+
+
+def entity_key_function(entity: str) -> Callable[[Event], list[str]]:
+    """Return :func:`entity_keys` for ``entity`` with its field looked up once per event type.
+
+    Examples
+    --------
+    >>> e = CustomerEvent(event_id="e1", customer_id="c1", event_time=1_700_000_000_000, type="search")
+    >>> entity_key_function("customer")(e), entity_key_function("product")(e)
+    (['c1'], [])
+    """
+    getters: dict[type, Callable[[Event], list[str]]] = {}
+    for event_type, source in ((Order, "orders"), (CustomerEvent, "customer_events")):
+        field = entity_key_field(entity, source)
+        if field is None:
+            getters[event_type] = lambda event: []
+            continue
+        getters[event_type] = _key_getter(FIELDS[source][field])
+
+    def keys(event: Event) -> list[str]:
+        getter = getters.get(type(event))
+        if getter is None:
+            source_of(event)  # raises, naming the type
+        return getter(event)  # type: ignore[misc]
+
+    return keys
 
 
 #: Request-time features: ``(name, dtype, description)``, computed from the order being scored.

@@ -8,7 +8,7 @@ lateness, bucket, retention and TTL rules as ``features/entity.lua``, written in
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -170,7 +170,7 @@ class InMemoryOnlineStore(OnlineStore):
             return None
         return state
 
-    def apply(self, entity: str, updates: Sequence[EntityUpdate]) -> list[tuple[Status, Values]]:
+    def apply(self, entity: str, updates: Iterable[EntityUpdate]) -> list[tuple[Status, Values]]:
         """Apply each update atomically, in order."""
         plan = self._plans[entity]
         return [self._apply_one(plan, u) for u in updates]

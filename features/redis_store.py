@@ -62,7 +62,7 @@ is loaded (``SCRIPT LOAD``) and the refused calls are sent again. One update cal
 :data:`EVENTS_PER_CALL` events in order: ``KEYS`` = hash, mark per event; ``ARGV[1]`` = every event packed
 in one string (unpacked with ``struct`` in Lua: one argument to encode per call instead of 4 + one per
 group per event), each as offset, event time, wall ms (doubles), the ``ARGV`` position of its fence
-(``<H``; 1: none), then one input per group, length-prefixed (:func:`framed` of :func:`group_packer`;
+(``<H``; 1: none), then one input per group, length-prefixed (:func:`group_packer`;
 empty: the event feeds none of it); ``ARGV[2..]`` = the call's distinct fences (``"topic/partition"``).
 Reply: ``[statuses, values]``, one letter per event (``a``pplied, ``d``uplicate, ``f``enced, ``l``ate) and
 every event's values, one double per aggregate in definition order (NaN: none). Within a call each entity
@@ -87,7 +87,9 @@ from __future__ import annotations
 import logging
 import operator
 import struct
+from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Sequence
+from itertools import chain
 from typing import Any
 
 import redis
@@ -149,38 +151,36 @@ _NAN = float("nan")
 def group_packer(group: Group) -> Callable[[tuple[Input, ...]], bytes]:
     r"""Return the function encoding one event's inputs to ``group`` (all plan inputs in, one argument out).
 
-    Windowed: every member's input as doubles (``mean``: sum, n), ``b""`` when the event feeds none;
-    lifetime: the same with NaN for a member the event does not feed; ``distinct_count``: its members.
+    The argument is length-prefixed (``<I``), as the update script reads it, and packed in one ``struct``
+    call. Windowed: every member's input as doubles (``mean``: sum, n), nothing when the event feeds
+    none; lifetime: the same with NaN for a member the event does not feed; ``distinct_count``: its
+    members.
 
     Examples
     --------
     >>> g = Group("w", "n+s", (0, 2), ("count", "mean"), 60_000, 60)
-    >>> group_packer(g)((1.0, None, (5.0, 1.0))).hex(" ", 8), group_packer(g)((None, None, None))
-    ('000000000000f03f 0000000000001440 000000000000f03f', b'')
+    >>> group_packer(g)((1.0, None, (5.0, 1.0))).hex(" ", 4), group_packer(g)((None, None, None))
+    ('18000000 00000000 0000f03f 00000000 00001440 00000000 0000f03f', b'\x00\x00\x00\x00')
     """
     members, kinds = group.members, group.kinds
+    length = _LEN.pack
     if group.kind == "d":
         (only,) = members
-        return lambda inputs: encode_input(inputs[only])
-    pack = struct.Struct("<" + "d" * group.input_width).pack
-    if group.kind == "w" and len(members) == 1 and kinds[0] != "mean":
+
+        def text(inputs: tuple[Input, ...]) -> bytes:
+            v = inputs[only]
+            if v is None:
+                return _NONE
+            b = encode_input(v)
+            return length(len(b)) + b
+
+        return text
+    width = 8 * group.input_width
+    pack = struct.Struct("<I" + "d" * group.input_width).pack
+    if len(members) == 1 and kinds[0] != "mean":
         (only,) = members
-        return lambda inputs: b"" if (v := inputs[only]) is None else pack(v)
-    if "mean" not in kinds:
-        pick = operator.itemgetter(*members) if len(members) > 1 else lambda inputs: (inputs[members[0]],)
-        lifetime = group.kind == "l"
-
-        def flat(inputs: tuple[Input, ...]) -> bytes:
-            values = pick(inputs)
-            if None not in values:
-                return pack(*values)
-            if all(v is None for v in values):
-                return b""
-            if lifetime:
-                return pack(*(_NAN if v is None else v for v in values))
-            return mixed()
-
-        return flat
+        return lambda inputs: _NONE if (v := inputs[only]) is None else pack(width, v)
+    lifetime = group.kind == "l"
 
     def mixed() -> bytes:
         msg = (
@@ -189,8 +189,23 @@ def group_packer(group: Group) -> Callable[[tuple[Input, ...]], bytes]:
         )
         raise ValidationError(msg)
 
+    if "mean" not in kinds:
+        pick = operator.itemgetter(*members)
+
+        def flat(inputs: tuple[Input, ...]) -> bytes:
+            values = pick(inputs)
+            if None not in values:
+                return pack(width, *values)
+            if all(v is None for v in values):
+                return _NONE
+            if lifetime:
+                return pack(width, *(_NAN if v is None else v for v in values))
+            return mixed()
+
+        return flat
+
     def packed(inputs: tuple[Input, ...]) -> bytes:
-        flat: list[Any] = []
+        flat: list[Any] = [width]
         fed = 0
         for p, kind in zip(members, kinds, strict=True):
             v = inputs[p]
@@ -203,29 +218,12 @@ def group_packer(group: Group) -> Callable[[tuple[Input, ...]], bytes]:
             else:
                 flat.append(v)
         if fed == 0:
-            return b""
-        if group.kind == "w" and fed < len(members):
+            return _NONE
+        if not lifetime and fed < len(members):
             return mixed()
         return pack(*flat)
 
     return packed
-
-
-def framed(pack: Callable[[tuple[Input, ...]], bytes]) -> Callable[[tuple[Input, ...]], bytes]:
-    r"""Return ``pack`` with its output prefixed by its length (``<I``), as the update script reads it.
-
-    Examples
-    --------
-    >>> framed(lambda inputs: b"ab")(()), framed(lambda inputs: b"")(())
-    (b'\x02\x00\x00\x00ab', b'\x00\x00\x00\x00')
-    """
-    length = _LEN.pack
-
-    def frame(inputs: tuple[Input, ...]) -> bytes:
-        b = pack(inputs)
-        return length(len(b)) + b if b else _NONE
-
-    return frame
 
 
 #: Status letters of the update script's reply.
@@ -233,6 +231,8 @@ _CODES: dict[str, Status] = {"a": "applied", "d": "duplicate", "f": "fenced", "l
 
 #: Most events one update script call applies (it blocks Redis meanwhile; a few ms).
 EVENTS_PER_CALL = 100
+#: Update calls written ahead of the replies read (Redis has the next one waiting when it ends one).
+IN_FLIGHT = 2
 #: Most entities one read script call reads (it blocks Redis meanwhile).
 IDS_PER_READ = 128
 
@@ -283,7 +283,7 @@ class RedisOnlineStore(OnlineStore):
         """Render the scripts of every entity (loaded lazily, on the first ``NOSCRIPT``)."""
         for plan in plans:
             self._plans[plan.entity] = plan
-            self._packers[plan.entity] = [framed(group_packer(g)) for g in groups(plan)]
+            self._packers[plan.entity] = [group_packer(g) for g in groups(plan)]
             self._update[plan.entity] = render(plan, "update")
             self._read[plan.entity] = render(plan, "read")
 
@@ -294,44 +294,86 @@ class RedisOnlineStore(OnlineStore):
             raise ValidationError(msg)
         return f"{self.key_prefix}f:{{{entity}:{entity_id}}}"
 
-    def apply(self, entity: str, updates: Sequence[EntityUpdate]) -> list[tuple[Status, Values]]:
-        """Apply the updates in order, in one pipeline (one round trip) of multi-event script calls."""
+    def apply(self, entity: str, updates: Iterable[EntityUpdate]) -> list[tuple[Status, Values]]:
+        """Apply the updates in order, in one round trip of multi-event script calls."""
+        return list(self.apply_stream(entity, updates))
+
+    def apply_stream(self, entity: str, updates: Iterable[EntityUpdate]) -> Iterator[tuple[Status, Values]]:
+        """:meth:`apply`, each result given as soon as its call's reply is read.
+
+        ``updates`` is consumed as the calls are built, and with a plain ``redis.Redis`` the replies are
+        read while later calls run (:meth:`_stream`): the caller's work making the next updates and
+        using the results overlaps Redis running the calls already sent.
+        """
         script = self._update[entity]
         n = len(self._plans[entity].aggregates)
-        prefix = f"{self.key_prefix}f:{{{entity}:"
-        groups: dict[int, list[int]] = {}
-        keys: list[tuple[str, str]] = []
-        for j, u in enumerate(updates):
-            if "{" in u.entity_id or "}" in u.entity_id:
-                self.entity_key(entity, u.entity_id)  # raises, naming the id
-            key = f"{prefix}{u.entity_id}}}"
-            keys.append((key, f"{key}:d:{u.event_id}"))
-            groups.setdefault(key_slot(key.encode()) if self._cluster else 0, []).append(j)
-        step = EVENTS_PER_CALL
-        chunks = [g[i : i + step] for g in groups.values() for i in range(0, len(g), step)]
         packers = self._packers[entity]
         head = _EVENT.pack
+        sent: list[list[tuple[int, EntityUpdate, str]]] = []
+        chunks = self._chunks(entity, updates)
+        first = next(chunks, None)
+        if first is None:
+            return  # no I/O
 
         def calls() -> Iterator[tuple[Any, ...]]:  # built while Redis runs the calls sent before
-            for chunk in chunks:
+            for chunk in chain([first], chunks):
+                sent.append(chunk)
                 kargs: list[Any] = []
                 parts: list[bytes] = []
                 fences: dict[str, int] = {}
-                for j in chunk:
-                    u = updates[j]
-                    kargs += keys[j]
+                for _, u, key in chunk:
+                    kargs += (key, f"{key}:d:{u.event_id}")
                     inputs = u.inputs
                     fence = 1 if u.fence is None else fences.setdefault(u.fence, len(fences) + 2)
                     parts.append(head(u.offset, u.event_time, u.wall_ms, fence))
                     parts += [pack(inputs) for pack in packers]
                 yield (len(kargs), *kargs, b"".join(parts), *fences)
 
-        out: list[tuple[Status, Values]] = [("applied", [])] * len(updates)
-        for chunk, (codes, blob) in zip(chunks, self._run(script, calls()), strict=True):
+        def results(chunk: list[tuple[int, EntityUpdate, str]], reply: Any) -> list[tuple[Status, Values]]:
+            codes, blob = reply
             values = decode_values(blob, n * len(chunk))
-            for p, (j, code) in enumerate(zip(chunk, _text(codes), strict=True)):
-                out[j] = (_CODES[code], values[p * n : (p + 1) * n])
-        return out
+            return [(_CODES[code], values[p * n : (p + 1) * n]) for p, code in enumerate(_text(codes))]
+
+        if not self._cluster and isinstance(self.client, redis.Redis):
+            for k, reply in enumerate(self._stream(script, calls())):
+                yield from results(sent[k], reply)
+            return
+        # a cluster's calls go by hash slot: put the results back in the updates' order
+        replies = self._run(script, calls())
+        out: list[tuple[Status, Values]] = [("applied", [])] * sum(len(c) for c in sent)
+        for chunk, reply in zip(sent, replies, strict=True):
+            for (j, _, _), result in zip(chunk, results(chunk, reply), strict=True):
+                out[j] = result
+        yield from out
+
+    def _chunks(
+        self, entity: str, updates: Iterable[EntityUpdate]
+    ) -> Iterator[list[tuple[int, EntityUpdate, str]]]:
+        """The updates as ``(position, update, hash key)``, :data:`EVENTS_PER_CALL` (of one slot) a call.
+
+        Without a cluster the chunks are made as the updates come; a ``RedisCluster`` client groups
+        them by hash slot first.
+        """
+        prefix = f"{self.key_prefix}f:{{{entity}:"
+        step = EVENTS_PER_CALL
+        by_slot: dict[int, list[tuple[int, EntityUpdate, str]]] = {}
+        chunk: list[tuple[int, EntityUpdate, str]] = []
+        for j, u in enumerate(updates):
+            if "{" in u.entity_id or "}" in u.entity_id:
+                self.entity_key(entity, u.entity_id)  # raises, naming the id
+            key = f"{prefix}{u.entity_id}}}"
+            if self._cluster:
+                by_slot.setdefault(key_slot(key.encode()), []).append((j, u, key))
+                continue
+            chunk.append((j, u, key))
+            if len(chunk) == step:
+                yield chunk
+                chunk = []
+        if chunk:
+            yield chunk
+        for g in by_slot.values():
+            for i in range(0, len(g), step):
+                yield g[i : i + step]
 
     def read(
         self,
@@ -445,7 +487,7 @@ class RedisOnlineStore(OnlineStore):
         other clients (``RedisCluster``, wrappers) get one pipeline.
         """
         if isinstance(self.client, redis.Redis) and not self._cluster:
-            return self._stream(script, calls)
+            return list(self._stream(script, calls))
         calls = list(calls)
         replies: list[Any] = [None] * len(calls)
         pending = list(range(len(calls)))
@@ -464,31 +506,37 @@ class RedisOnlineStore(OnlineStore):
             self.client.script_load(script.source)
         return replies
 
-    def _stream(self, script: Script, calls: Iterable[Sequence[Any]]) -> list[Any]:
-        """:meth:`_run` on one pooled connection: send every call, then read every reply.
+    def _stream(self, script: Script, calls: Iterable[Sequence[Any]]) -> Iterator[Any]:
+        """:meth:`_run` on one pooled connection, :data:`IN_FLIGHT` calls ahead of the replies read.
 
-        A connection error is retried once on a new connection with every call (the scripts are
-        idempotent: fences and dedupe marks make a repeated call change nothing), as redis-py retries a
-        pipeline.
+        Each call is written as soon as it is built; once more than :data:`IN_FLIGHT` calls are
+        unanswered the oldest reply is read and given to the caller, in call order. So Redis always has
+        the next call waiting when it finishes one, and the client builds the next calls and uses the
+        replies while Redis runs the previous ones. A call refused NOSCRIPT stops the stream until the
+        script is loaded and every refused call in flight is sent again, in order.
+
+        A connection error is retried once on a new connection with every call not yet answered (the
+        scripts are idempotent: fences and dedupe marks make a repeated call change nothing), as
+        redis-py retries a pipeline.
         """
         pool = self.client.connection_pool
         built: list[Sequence[Any]] = []
-        source = iter(calls)
-        replies: list[Any] = []
+        source = _kept(iter(calls), built)
+        answered = 0
         for attempt in range(2):
             conn = pool.get_connection()
+            ready: deque[Any] = deque()
             try:
-                for call in built:
+                sent = answered
+                for call in chain(built[answered:], source):
                     conn.send_packed_command(conn.pack_command("EVALSHA", script.sha, *call))
-                for call in source:
-                    built.append(call)
-                    conn.send_packed_command(conn.pack_command("EVALSHA", script.sha, *call))
-                replies = []
-                for _ in built:
-                    try:
-                        replies.append(conn.read_response())
-                    except redis.ResponseError as exc:
-                        replies.append(exc)
+                    sent += 1
+                    while sent - answered > IN_FLIGHT:
+                        answered += 1
+                        yield self._next_reply(conn, script, built, ready, answered - 1, sent)
+                while answered < sent:
+                    answered += 1
+                    yield self._next_reply(conn, script, built, ready, answered - 1, sent)
             except (redis.ConnectionError, redis.TimeoutError) as exc:
                 conn.disconnect()
                 if attempt:
@@ -500,28 +548,34 @@ class RedisOnlineStore(OnlineStore):
             finally:
                 pool.release(conn)
             break
-        out: list[Any] = [None] * len(built)
-        pending = _take_replies(out, list(range(len(built))), replies, 0)
-        if pending:
-            logger.info("loading feature script %s into Redis", script.sha)
-            self.client.script_load(script.source)
-            again = self._run_pipeline(script, [built[i] for i in pending])
-            for i, reply in zip(pending, again, strict=True):
-                out[i] = reply
-        return out
 
-    def _run_pipeline(self, script: Script, calls: Sequence[Sequence[Any]]) -> list[Any]:
-        """Each call in one pipeline, once; errors raised."""
-        pipe = self.client.pipeline(transaction=False)
-        for call in calls:
-            pipe.evalsha(script.sha, *call)
-        try:
-            results = pipe.execute(raise_on_error=False)
-        except redis.ConnectionError as exc:
-            raise _unavailable(exc) from exc
-        out: list[Any] = [None] * len(calls)
-        _take_replies(out, list(range(len(calls))), results, 1)
-        return out
+    def _next_reply(
+        self, conn: Any, script: Script, built: list[Sequence[Any]], ready: deque[Any], i: int, sent: int
+    ) -> Any:
+        """The reply of call ``i`` (calls ``i`` to ``sent - 1`` in flight); a script error is raised.
+
+        On NOSCRIPT every reply in flight is read, the script loaded on ``conn`` and the refused calls
+        sent again in order; their replies wait in ``ready``.
+        """
+        if not ready:
+            reply = _reply(conn)
+            if isinstance(reply, redis.exceptions.NoScriptError):
+                replies = [reply, *(_reply(conn) for _ in range(i + 1, sent))]
+                logger.info("loading feature script %s into Redis", script.sha)
+                conn.send_command("SCRIPT", "LOAD", script.source)
+                conn.read_response()
+                again = [q for q, r in enumerate(replies) if isinstance(r, redis.exceptions.NoScriptError)]
+                for q in again:
+                    conn.send_packed_command(conn.pack_command("EVALSHA", script.sha, *built[i + q]))
+                for q in again:
+                    replies[q] = _reply(conn)
+                ready.extend(replies)
+            else:
+                ready.append(reply)
+        reply = ready.popleft()
+        if isinstance(reply, Exception):
+            raise reply
+        return reply
 
     async def _run_async(
         self, client: redis.asyncio.Redis, script: Script, calls: Sequence[Sequence[Any]]
@@ -551,6 +605,21 @@ class RedisOnlineStore(OnlineStore):
             logger.info("loading feature script %s into Redis", script.sha)
             await client.script_load(script.source)
         return replies
+
+
+def _kept(calls: Iterator[Sequence[Any]], built: list[Sequence[Any]]) -> Iterator[Sequence[Any]]:
+    """The calls of ``calls``, each kept in ``built`` as it is taken (to resend them after an error)."""
+    for call in calls:
+        built.append(call)
+        yield call
+
+
+def _reply(conn: Any) -> Any:
+    """The next reply on ``conn``; a script's error is returned, not raised (NOSCRIPT is resent)."""
+    try:
+        return conn.read_response()
+    except redis.ResponseError as exc:
+        return exc
 
 
 def _unavailable(exc: BaseException) -> ServiceUnavailableError:

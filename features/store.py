@@ -13,7 +13,7 @@ import logging
 import textwrap
 import time
 from collections import Counter
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, TypeVar, overload
 
@@ -24,7 +24,7 @@ from hanzo.ml.features.definitions import (
     Aggregate,
     check_definitions,
     close_matches,
-    entity_keys,
+    entity_key_function,
     input_functions,
     load_definitions,
 )
@@ -220,6 +220,7 @@ class FeatureStore:
                 entity, mine, self.allowed_lateness_ms, self.entity_ttl_ms, mark_ttl
             )
         self._inputs = {e: input_functions(p.aggregates) for e, p in self._plans.items()}
+        self._keys = {e: entity_key_function(e) for e in self._plans}
         self._derived: dict[str, DerivedFeature] = {}
         self.status_counts: Counter[str] = Counter()
         self._last_write_ms: dict[str, int] = {}
@@ -339,27 +340,31 @@ class FeatureStore:
         """
         plan = self._plan(entity)
         wall_ms = int(self.clock() * 1000)
-        inputs = self._inputs[entity]
+        inputs, keys_of = self._inputs[entity], self._keys[entity]
         updates: list[EntityUpdate] = []
         index: list[int] = []
-        for i, record in enumerate(records):
-            event = record.event
-            fence = record.fence
-            offset = record.offset if fence is not None and record.offset is not None else -1
-            for key in entity_keys(entity, event):
-                contributions = inputs(event, key)
-                updates.append(
-                    EntityUpdate(key, event.event_id, event.event_time, fence, offset, contributions, wall_ms)
-                )
-                index.append(i)
-        if not updates:
-            return []
-        replies = self._backend.apply(entity, updates)
+
+        def make() -> Iterator[EntityUpdate]:  # consumed by the backend as it sends
+            for i, record in enumerate(records):
+                event = record.event
+                fence = record.fence
+                offset = record.offset if fence is not None and record.offset is not None else -1
+                for key in keys_of(event):
+                    contributions = inputs(event, key)
+                    u = EntityUpdate(
+                        key, event.event_id, event.event_time, fence, offset, contributions, wall_ms
+                    )
+                    updates.append(u)
+                    index.append(i)
+                    yield u
+
+        replies = self._backend.apply_stream(entity, make())
         derived = [d for d in self._derived.values() if d.entity == entity]
         names = [a.name for a in plan.aggregates]
         fills = [(a.name, a.default) for a in plan.aggregates if a.default is not None]
         out = []
-        for i, u, (status, values) in zip(index, updates, replies, strict=True):
+        for j, (status, values) in enumerate(replies):  # each as soon as Redis answers its call
+            i, u = index[j], updates[j]
             self.status_counts[status] += 1
             if status == "applied":
                 self._last_write_ms[entity] = wall_ms

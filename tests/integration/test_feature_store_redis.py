@@ -129,6 +129,25 @@ def test_scripts_are_reloaded_after_script_flush(
     assert store.get_features(customer_id="c1", features=["spend_life"]) == {"spend_life": 5.0}
 
 
+def test_a_batch_of_many_calls_is_reloaded_after_script_flush_in_order(
+    make_store: Callable[..., FeatureStore], redis_client: redis.Redis, clock: Clock
+) -> None:
+    """NOSCRIPT on a streamed batch (several calls in flight): every call runs once, in order."""
+    store = make_store()
+    memory = FeatureStore(AGGS, backend=InMemoryOnlineStore(), clock=clock)
+    warm = [EventRecord(order("w", T0, 1.0, customer="c0"), "orders", 0, 0)]
+    store.apply_batch("customer", warm)
+    memory.apply_batch("customer", warm)
+    redis_client.script_flush()
+    batch = [
+        EventRecord(order(f"o{i}", T0 + i * 1000, 1.0 + i, customer=f"c{i % 3}"), "orders", 0, i + 1)
+        for i in range(5 * EVENTS_PER_CALL + 7)
+    ]
+    got = [(r.entity_id, r.status, r.features) for r in store.apply_batch("customer", batch)]
+    assert got == [(r.entity_id, r.status, r.features) for r in memory.apply_batch("customer", batch)]
+    assert {s for _, s, _ in got} == {"applied"}
+
+
 def window_state(
     state: bytes, acc_doubles: int = 1, cell_doubles: int = 1
 ) -> tuple[list[float], list[tuple[float, ...]]]:

@@ -191,3 +191,50 @@ def test_shared_inputs_equal_one_function_per_aggregate() -> None:
         for event in events:
             for key in entity_keys(entity, event):
                 assert together(event, key) == tuple(f(event, key) for f in alone)
+
+
+def test_shared_inputs_with_filters_missing_values_and_separators() -> None:
+    """The per-event-type plan of ``input_functions`` gives what each aggregate's own function gives."""
+    from hanzo.ml.features.definitions import entity_key_function, input_functions
+
+    aggs = [
+        agg(name="app_orders", where='channel == "app"'),
+        agg(name="app_spend", where='channel == "app"', aggregation="sum", field="total", window="24h"),
+        agg(name="web_lines", where="channel == web", aggregation="max", field="n_lines", window="24h"),
+        agg(name="age", aggregation="max", field="account_age_days", window="7d"),
+        agg(name="mean_price", aggregation="mean", field="items.unit_price", window="7d"),
+        agg(name="last_qty", aggregation="last", field="items.quantity", window="lifetime"),
+        agg(name="min_rev", aggregation="min", field="items.revenue", window="1h"),
+        agg(name="products", aggregation="distinct_count", field="items.product_id", window="7d"),
+        agg(name="methods", aggregation="distinct_count", field="payment_method", window="7d"),
+        agg(name="p_units", entity="product", aggregation="sum", field="items.quantity", window="1h"),
+        agg(
+            name="p_cats", entity="product", aggregation="distinct_count", field="items.category", window="1h"
+        ),
+        agg(name="tickets", source="customer_events", where='type == "support_ticket"'),
+        agg(name="views", source="customer_events", where='type == "page_view"', window="1h"),
+        agg(name="values", source="customer_events", aggregation="sum", field="value", window="1h"),
+        agg(
+            name="queries", source="customer_events", aggregation="distinct_count", field="query", window="1h"
+        ),
+    ]
+    events = [
+        _order(),
+        _order(channel="web", payment_method="card", account_created_time=T0 - 86_400_000),
+        _order(items=[OrderItem(product_id="p9", category="a\x1eb", quantity=4, unit_price=2.5)]),
+        CustomerEvent(event_id="e1", customer_id="c1", event_time=T0, type="support_ticket"),
+        CustomerEvent(event_id="e2", customer_id="c1", event_time=T0, type="page_view", value=3.0),
+        CustomerEvent(event_id="e3", customer_id="c1", event_time=T0, type="search", query="red\x1fshoes"),
+    ]
+    for entity in ("customer", "product"):
+        mine = [a for a in aggs if a.entity == entity]
+        together, alone, keys = (
+            input_functions(mine),
+            [input_function(a) for a in mine],
+            entity_key_function(entity),
+        )
+        for event in events:
+            assert keys(event) == entity_keys(entity, event)
+            for key in keys(event):
+                assert together(event, key) == tuple(f(event, key) for f in alone)
+    assert input_functions(aggs[:3])(events[1], "c1") == (None, None, 3.0)
