@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import logging
 from typing import Any
 
@@ -44,6 +45,9 @@ def run_worker(settings: Settings, pipelines: list[str]) -> int:
         settings.web_port,
     )
     worker = faust.Worker(app, loglevel=settings.log_level, quiet=True, redirect_stdouts=False)
+    # The ~170,000 objects of start-up (libraries, models, definitions) live as long as the process; frozen,
+    # a full collection no longer walks them, so it stops being a 40-50 ms pause of the event loop.
+    gc.freeze()
     try:
         worker.execute_from_commandline()
     except SystemExit as exc:
