@@ -400,6 +400,7 @@ class MetricSet:
                 cumulative, rolling, state["rolling_window"], _auc_thresholds()
             )
             state["_cumulative"], state["_rolling"] = {}, {}
+        state.setdefault("_binary", None)  # other tasks pickled before keep their River objects
         self.__dict__.update(state)
 
     def __repr__(self) -> str:

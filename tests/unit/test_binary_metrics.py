@@ -119,6 +119,17 @@ def test_a_metric_set_pickled_with_rivers_objects_carries_on_exactly() -> None:
     assert restored.n == len(ys)
 
 
+def test_a_regression_metric_set_pickled_before_still_updates() -> None:
+    fresh = MetricSet(["mae", "rmse"], rolling_window=5)
+    old = MetricSet.__new__(MetricSet)
+    old.__dict__.update({k: v for k, v in fresh.__dict__.items() if k != "_binary"})
+    restored = pickle.loads(pickle.dumps(old))
+    restored.update(3.0, 1.0)
+    restored.update_many([2.0, 4.0], [2.0, 1.0])
+    assert restored.get()["cumulative"]["mae"] == pytest.approx(5.0 / 3)
+    assert restored.n == 3
+
+
 @pytest.mark.parametrize("names", [["precision", "f1"], ["accuracy", "logloss"], ["auc"]])
 def test_conversion_from_river_objects_for_any_subset(names: list[str]) -> None:
     ys, ps = stream(11, 900)
