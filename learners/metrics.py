@@ -41,6 +41,7 @@ from river.metrics import base as river_metrics_base
 from river.utils import Rolling
 
 from hanzo.ml.config.errors import ConfigError
+from hanzo.ml.learners.binary_metrics import BinaryMetrics
 
 logger = logging.getLogger(__name__)
 
@@ -200,6 +201,10 @@ FAMILY_METRICS: tuple[str, ...] = tuple(
 )
 
 
+def _auc_thresholds() -> int:
+    return int(METRICS["auc"].kwargs["n_thresholds"])
+
+
 def unknown_metric_message(name: object) -> str:
     """Say that ``name`` is not a known metric, list the known ones and suggest a close match."""
     message = f"{name!r} is not a known metric; known: {', '.join(METRICS)}"
@@ -291,8 +296,15 @@ class MetricSet:
             raise ConfigError(msg)
         self.task: Task = infos[0].task
         self._infos = {info.name: info for info in infos}
-        self._cumulative: dict[str, Any] = {info.name: info.make() for info in infos}
-        self._rolling: dict[str, Any] = {info.name: info.make_rolling(self.rolling_window) for info in infos}
+        self._cumulative: dict[str, Any] = {}
+        self._rolling: dict[str, Any] = {}
+        #: classification metrics are kept as counts (River's values at a fraction of the cost per example)
+        self._binary: BinaryMetrics | None = None
+        if self.task == "classification":
+            self._binary = BinaryMetrics(self.names, self.rolling_window, _auc_thresholds())
+        else:
+            self._cumulative = {info.name: info.make() for info in infos}
+            self._rolling = {info.name: info.make_rolling(self.rolling_window) for info in infos}
         self.n = 0
         self.n_unscored = 0
 
@@ -307,6 +319,10 @@ class MetricSet:
             return
         truth: Any
         label: Any
+        if self._binary is not None:
+            self._binary.update_many((y_true,), (y_pred,))
+            self.n += 1
+            return
         if self.task == "classification":
             truth, proba = bool(y_true), float(y_pred)
             label = proba >= CLASS_THRESHOLD
@@ -322,8 +338,24 @@ class MetricSet:
             self._rolling[name].update(truth, prediction)
         self.n += 1
 
+    def update_many(
+        self, y_true: Sequence[Any], y_pred: Sequence[Any], log_losses: Sequence[float] | None = None
+    ) -> None:
+        """:meth:`update` with each pair in turn (the same values), cheaper per example for classification.
+
+        ``log_losses`` may give each example's :func:`~learners.binary_metrics.log_loss`, already computed.
+        """
+        if self._binary is None or None in y_pred:
+            for y, p in zip(y_true, y_pred, strict=True):
+                self.update(y, p)
+            return
+        self._binary.update_many(y_true, y_pred, log_losses)
+        self.n += len(y_true)
+
     def get(self) -> dict[str, dict[str, float]]:
         """Return ``{"cumulative": {name: value}, "rolling": {name: value}}``."""
+        if self._binary is not None:
+            return self._binary.get()
         return {
             "cumulative": {name: float(m.get()) for name, m in self._cumulative.items()},
             "rolling": {name: float(m.get()) for name, m in self._rolling.items()},
@@ -359,6 +391,17 @@ class MetricSet:
             if not ok:
                 missed[name] = (value, float(threshold))
         return missed
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        if state.get("task") == "classification" and "_binary" not in state:
+            # pickled before classification metrics were counts: carry River's objects' values over
+            cumulative, rolling = state.pop("_cumulative"), state.pop("_rolling")
+            state["_binary"] = BinaryMetrics.from_river(
+                cumulative, rolling, state["rolling_window"], _auc_thresholds()
+            )
+            state["_cumulative"], state["_rolling"] = {}, {}
+        state.setdefault("_binary", None)  # other tasks pickled before keep their River objects
+        self.__dict__.update(state)
 
     def __repr__(self) -> str:
         return f"MetricSet(names={list(self.names)!r}, rolling_window={self.rolling_window})"

@@ -11,16 +11,16 @@ from __future__ import annotations
 import logging
 import math
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from river import compose, drift, linear_model, optim, preprocessing
 
+from hanzo.ml.learners.binary_metrics import log_loss
+from hanzo.ml.learners.metrics import MetricSet
 from hanzo.ml.schemas.events import Label
 
 logger = logging.getLogger(__name__)
-
-_EPS = 1e-15
 
 
 @dataclass(frozen=True)
@@ -32,8 +32,23 @@ class LearnOutcome:
     drift: bool
 
 
+@dataclass
+class LearnedBatch:
+    """What :meth:`OnlineLearner.learn_labels` learned: one entry per example learned, in input order."""
+
+    index: list[int] = field(default_factory=list)
+    """The position of each learned example in the input (the others were duplicates or not finite)."""
+    y_pred: list[float] = field(default_factory=list)
+    loss: list[float] = field(default_factory=list)
+    drift: list[bool] = field(default_factory=list)
+
+
 def _finite(x: dict[str, Any]) -> bool:
-    return all(not (isinstance(v, float) and not math.isfinite(v)) for v in x.values())
+    isfinite = math.isfinite
+    for v in x.values():  # a loop, not all(...): half the time, per example
+        if isinstance(v, float) and not isfinite(v):
+            return False
+    return True
 
 
 def _sigmoid(z: float) -> float:
@@ -275,6 +290,109 @@ class OnlineLearner:
         self._remember(label_id, event_time_ms)
         return outcome
 
+    def learn_labels(
+        self,
+        label_ids: Sequence[str],
+        xs: Sequence[dict[str, Any]],
+        ys: Sequence[float],
+        event_times_ms: Sequence[int],
+    ) -> LearnedBatch:
+        """:meth:`learn_label` of each label in turn (the i-th of each sequence is one label), for a batch.
+
+        The model, the metrics, the loss detector and the dedupe state end as they would after
+        :meth:`learn_label` one label at a time (the same predictions, values and alarms). The loss
+        detector and the metrics take the batch's predictions after the batch is learned (neither feeds
+        the model), the metrics with :meth:`MetricSet.update_many <learners.metrics.MetricSet.update_many>`.
+        A subclass that overrides ``learn_label`` or ``learn_example`` is called one label at a time.
+
+        Examples
+        --------
+        >>> from river import linear_model, preprocessing
+        >>> model = preprocessing.StandardScaler() | linear_model.LogisticRegression()
+        >>> learner, t = OnlineLearner("fraud", model), 1_700_000_000_000
+        >>> xs = [{"total": 900.0}, {"total": 900.0}, {"total": 20.0}]
+        >>> done = learner.learn_labels(["l1", "l1", "l2"], xs, [1.0, 1.0, 0.0], [t, t, t])
+        >>> done.index, [round(p, 3) for p in done.y_pred], learner.examples_learned
+        ([0, 2], [0.5, 0.501], 2)
+        """
+        cls = type(self)
+        if (
+            self.task != "classification"
+            or cls.learn_label is not OnlineLearner.learn_label
+            or cls.learn_example is not OnlineLearner.learn_example
+        ):
+            return self._learn_labels_one_by_one(label_ids, xs, ys, event_times_ms)
+        out = LearnedBatch()
+        index, y_preds = out.index, out.y_pred
+        targets: list[bool] = []
+        scored: list[bool] = []
+        seen = self._seen
+        predict = self.model.predict_proba_one
+        learn = self.model.learn_one
+        isfinite = math.isfinite
+        try:
+            for i, label_id in enumerate(label_ids):
+                if label_id in seen:
+                    continue
+                x, y = xs[i], ys[i]
+                if not _finite(x) or not isfinite(y):
+                    self.rejected_non_finite += 1
+                    continue
+                target = bool(y)
+                proba = predict(x)
+                learn(x, target)
+                self._remember(label_id, event_times_ms[i])  # learn_label's order: remembered once learned
+                index.append(i)
+                y_preds.append(float(proba.get(True, proba.get(1, 0.0))))
+                targets.append(target)
+                scored.append(bool(proba))
+        finally:  # what was learned is counted and scored even when an example raised
+            self.examples_learned += len(index)
+            self._score_learned(out, targets, scored)
+        return out
+
+    def _score_learned(self, out: LearnedBatch, targets: list[bool], scored: list[bool]) -> None:
+        """The losses, loss detector and metrics of a batch learned by :meth:`learn_labels`, in order."""
+        y_preds = out.y_pred
+        losses = out.loss = [log_loss(t, p) for t, p in zip(targets, y_preds, strict=True)]
+        detector = self.loss_detector
+        update = detector.update
+        drifts = out.drift
+        for loss in losses:
+            update(loss)
+            drifts.append(detector.drift_detected)
+        self.drift_alarms += sum(drifts)
+        if self.metrics is None:
+            return
+        if all(scored):
+            ys, ps, ls = targets, y_preds, losses
+        else:  # a model with no prediction yet is not scored (see learn_example)
+            ys = [t for t, s in zip(targets, scored, strict=True) if s]
+            ps = [p for p, s in zip(y_preds, scored, strict=True) if s]
+            ls = [v for v, s in zip(losses, scored, strict=True) if s]
+        if isinstance(self.metrics, MetricSet):
+            self.metrics.update_many(ys, ps, log_losses=ls)
+        else:
+            for t, p in zip(ys, ps, strict=True):
+                self.metrics.update(t, p)
+
+    def _learn_labels_one_by_one(
+        self,
+        label_ids: Sequence[str],
+        xs: Sequence[dict[str, Any]],
+        ys: Sequence[float],
+        event_times_ms: Sequence[int],
+    ) -> LearnedBatch:
+        out = LearnedBatch()
+        for i, label_id in enumerate(label_ids):
+            outcome = self.learn_label(label_id, xs[i], ys[i], event_times_ms[i])
+            if outcome is not None:
+                out.index.append(i)
+                out.y_pred.append(outcome.y_pred)
+                out.loss.append(outcome.loss)
+                out.drift.append(outcome.drift)
+        return out
+
     def target(self, y: Any) -> Any:
         """The label as the model learns it: a bool for classification, a float for regression."""
         return bool(y) if self.task == "classification" else float(y)
@@ -337,8 +455,7 @@ class OnlineLearner:
 
     def _loss(self, y: Any, y_pred: float) -> float:
         if self.task == "classification":
-            p = min(max(y_pred, _EPS), 1 - _EPS)
-            return -math.log(p if y else 1 - p)
+            return log_loss(y, y_pred)  # River's LogLoss of the example, the same float as the metric's
         return abs(float(y) - y_pred)
 
     def _remember(self, label_id: str, event_time_ms: int) -> None:

@@ -32,13 +32,17 @@ from mode import Service
 from hanzo.ml.config.errors import ValidationError
 from hanzo.ml.learners.metrics import MetricSet
 from hanzo.ml.learners.mini_batch import learn_labels_in_chunks
-from hanzo.ml.learners.online import LearnOutcome, OnlineLearner
+from hanzo.ml.learners.online import OnlineLearner
 from hanzo.ml.learners.vectors import RedisVectorStore, VectorStore
 from hanzo.ml.schemas.dead_letters import DeadLetter, classify
 from hanzo.ml.schemas.events import Label, parse_event
+from hanzo.ml.schemas.label_wire import WireLabel, decode_label, to_label
 from hanzo.ml.streams.offsets import broker_ends
 
 logger = logging.getLogger(__name__)
+
+#: a label as the join reads it: decoded by msgspec, or by pydantic (the fallback; and the waiting ones)
+AnyLabel = Label | WireLabel
 
 
 @dataclass
@@ -149,25 +153,35 @@ class LabelJoiner:
         """Learn from one batch of label records (in offset order per partition)."""
         now = time.monotonic() if now is None else now
         out = LabelBatchOutcome()
-        labels: list[tuple[ConsumerRecord, Label]] = []
+        labels: list[AnyLabel] = []
+        sources: list[ConsumerRecord] = []  # the record of each label
         for r in records:
-            try:
-                event = parse_event(r.value or b"", kind="label")
-            except ValidationError as exc:
-                out.dead_letters.append(
-                    DeadLetter(classify(str(exc)), str(exc), r.topic, r.partition, r.offset, r.key, r.value)
-                )
-                continue
-            assert isinstance(event, Label)
-            labels.append((r, event))
+            data = r.value or b""
+            # msgspec; what it cannot take for sure, pydantic accepts or rejects (and names the reason)
+            lab: AnyLabel | None = decode_label(data)
+            if lab is None:
+                try:
+                    event = parse_event(data, kind="label")
+                except ValidationError as exc:
+                    out.dead_letters.append(
+                        DeadLetter(
+                            classify(str(exc)), str(exc), r.topic, r.partition, r.offset, r.key, r.value
+                        )
+                    )
+                    continue
+                assert isinstance(event, Label)
+                lab = event
+            labels.append(lab)
+            sources.append(r)
         for slot in self.slots:
-            self._learn_slot(slot, labels, records, now, out)
+            self._learn_slot(slot, labels, sources, records, now, out)
         return out
 
     def _learn_slot(
         self,
         slot: LearnerSlot,
-        labels: Sequence[tuple[ConsumerRecord, Label]],
+        labels: Sequence[AnyLabel],
+        sources: Sequence[ConsumerRecord],
         records: Sequence[ConsumerRecord],
         now: float,
         out: LabelBatchOutcome,
@@ -180,85 +194,122 @@ class LabelJoiner:
         last = self._retried_at.get(slot.name, -math.inf)
         if not waiting or self.watermark is None or now - last >= self.retry_every_s:
             self._retried_at[slot.name] = now
-            todo: list[tuple[Label, float]] = list(waiting.values())
+            retried: list[tuple[AnyLabel, float]] = list(waiting.values())
         else:
             reached = self.watermark()
-            todo = [(lab, first) for lab, first in waiting.values() if lab.event_time <= reached]
-        for r, lab in labels:
-            if lab.target != slot.target or r.offset < learner.offsets.get(_tp_key(r.topic, r.partition), 0):
+            retried = [(lab, first) for lab, first in waiting.values() if lab.event_time <= reached]
+        todo = [lab for lab, _ in retried]  # the labels to join: the waiting ones retried, then the new ones
+        first_seen = [first for _, first in retried]
+        floors: dict[
+            tuple[str, int], int
+        ] = {}  # the learner's offset per partition (a record below: learned)
+        for r, lab in zip(sources, labels, strict=True):
+            if lab.target != slot.target:
                 continue
-            todo.append((lab, now))
+            tp = (r.topic, r.partition)
+            floor = floors.get(tp)
+            if floor is None:
+                floor = floors[tp] = learner.offsets.get(_tp_key(r.topic, r.partition), 0)
+            if r.offset >= floor:
+                todo.append(lab)
+        first_seen += [now] * (len(todo) - len(first_seen))
         if todo:
-            stored = self.vectors.read(slot.name, [lab.subject_id for lab, _ in todo])
+            stored = self.vectors.read(slot.name, [lab.subject_id for lab in todo])
             # only now that the read succeeded may the labels read leave `pending` (a Redis error keeps them)
-            for lab, _ in todo:
+            for lab in todo:
                 waiting.pop(lab.label_id, None)
             joined: list[str] = []
-            chunked: list[tuple[Label, dict[str, Any]]] = []  # mini-batch mode: learned in chunks below
-            for (lab, first_seen), found in zip(todo, stored, strict=True):
+            batch: list[AnyLabel] = []  # to learn, in order, up to the next holdout label
+            xs: list[dict[str, Any]] = []
+            for lab, first, found in zip(todo, first_seen, stored, strict=True):
                 if found is None:
-                    if self._gave_up(slot, lab, first_seen, now):
+                    if self._gave_up(slot, lab, first, now):
                         slot.unmatched += 1
                     else:
-                        learner.pending[lab.label_id] = (lab, first_seen)
+                        learner.pending[lab.label_id] = (to_label(lab), first)
                     continue
                 x = found["x"]
                 if slot.learn_before_ms is not None and lab.event_time >= slot.learn_before_ms:
-                    if chunked:  # the labels before it are learned first: the holdout scores their model
-                        self._learn_chunked(slot, chunked, joined, out)
-                        chunked = []
+                    self._learn_batch(slot, batch, xs, joined, out)  # scored by the model learned so far
+                    batch, xs = [], []
                     if slot.holdout is not None and not learner.seen(lab.label_id):
                         slot.holdout.update(lab.value, learner.score(x))
                     joined.append(lab.subject_id)
                     continue
-                if slot.mini_batch:
-                    chunked.append((lab, x))
-                    continue
-                self._record(
-                    slot, lab, x, learner.learn_label(lab.label_id, x, lab.value, lab.event_time), joined, out
-                )
-            if chunked:
-                self._learn_chunked(slot, chunked, joined, out)
+                batch.append(lab)
+                xs.append(x)
+            self._learn_batch(slot, batch, xs, joined, out)
             self.vectors.mark_labelled(slot.name, joined)
+        ends: dict[tuple[str, int], int] = {}
         for r in records:
-            key = _tp_key(r.topic, r.partition)
-            learner.offsets[key] = max(learner.offsets.get(key, 0), r.offset + 1)
+            tp = (r.topic, r.partition)
+            if r.offset >= ends.get(tp, -1):
+                ends[tp] = r.offset
+        for (topic, partition), offset in ends.items():
+            key = _tp_key(topic, partition)
+            learner.offsets[key] = max(learner.offsets.get(key, 0), offset + 1)
 
-    def _record(
-        self,
+    @staticmethod
+    def _learn_batch(
         slot: LearnerSlot,
-        lab: Label,
-        x: dict[str, Any],
-        outcome: LearnOutcome | None,
+        batch: Sequence[AnyLabel],
+        xs: Sequence[dict[str, Any]],
         joined: list[str],
         out: LabelBatchOutcome,
     ) -> None:
-        """Count what learning one label did (None: a duplicate, not learned)."""
-        if outcome is None:
-            slot.duplicates += 1
+        """Learn joined labels in order (:meth:`OnlineLearner.learn_labels`); add what they did to ``out``."""
+        if not batch:
             return
-        joined.append(lab.subject_id)
-        out.learned[slot.name] = out.learned.get(slot.name, 0) + 1
-        out.losses.setdefault(slot.name, []).append(outcome.loss)
-        out.examples.setdefault(slot.name, []).append((outcome.y_pred, lab.value, outcome.loss))
-        out.inputs.setdefault(slot.name, []).append(x)
-        if outcome.drift:
-            out.drifts[slot.name] = out.drifts.get(slot.name, 0) + 1
+        if slot.mini_batch:
+            LabelJoiner._learn_chunked(slot, batch, xs, joined, out)
+            return
+        done = slot.learner.learn_labels(
+            [lab.label_id for lab in batch],
+            xs,
+            [lab.value for lab in batch],
+            [lab.event_time for lab in batch],
+        )
+        slot.duplicates += len(batch) - len(done.index)  # already learned, or not finite
+        if not done.index:
+            return
+        learned = [batch[i] for i in done.index]
+        name = slot.name
+        joined.extend([lab.subject_id for lab in learned])
+        out.learned[name] = out.learned.get(name, 0) + len(learned)
+        out.losses.setdefault(name, []).extend(done.loss)
+        out.examples.setdefault(name, []).extend(
+            zip(done.y_pred, [lab.value for lab in learned], done.loss, strict=True)
+        )
+        out.inputs.setdefault(name, []).extend([xs[i] for i in done.index])
+        drifts = sum(done.drift)
+        if drifts:
+            out.drifts[name] = out.drifts.get(name, 0) + drifts
 
+    @staticmethod
     def _learn_chunked(
-        self,
         slot: LearnerSlot,
-        chunked: Sequence[tuple[Label, dict[str, Any]]],
+        batch: Sequence[AnyLabel],
+        xs: Sequence[dict[str, Any]],
         joined: list[str],
         out: LabelBatchOutcome,
     ) -> None:
         """Learn joined labels in chunks of ``slot.mini_batch`` (:mod:`learners.mini_batch`), in order."""
-        items = [(lab.label_id, x, lab.value, lab.event_time) for lab, x in chunked]
+        items = [(lab.label_id, x, lab.value, lab.event_time) for lab, x in zip(batch, xs, strict=True)]
         outcomes = learn_labels_in_chunks(slot.learner, items, slot.mini_batch)
-        for (lab, x), outcome in zip(chunked, outcomes, strict=True):
-            self._record(slot, lab, x, outcome, joined, out)
+        name = slot.name
+        for lab, x, outcome in zip(batch, xs, outcomes, strict=True):
+            if outcome is None:  # learned before, or not finite
+                slot.duplicates += 1
+                continue
+            joined.append(lab.subject_id)
+            out.learned[name] = out.learned.get(name, 0) + 1
+            out.losses.setdefault(name, []).append(outcome.loss)
+            out.examples.setdefault(name, []).append((outcome.y_pred, lab.value, outcome.loss))
+            out.inputs.setdefault(name, []).append(x)
+            if outcome.drift:
+                out.drifts[name] = out.drifts.get(name, 0) + 1
 
-    def _gave_up(self, slot: LearnerSlot, lab: Label, first_seen: float, now: float) -> bool:
+    def _gave_up(self, slot: LearnerSlot, lab: AnyLabel, first_seen: float, now: float) -> bool:
         """Whether a label whose vector is not stored will never find it.
 
         An order comes before its label in event time, so while the scoring side has not reached the
