@@ -217,6 +217,8 @@ def measure(
     key = f"hanzo_events_processed_total|topic={TOPICS['orders']}"
     orders = after.get(key, 0.0) - before.get(key, 0.0)
     labels = after.get("hanzo_labels_learned_total", 0.0) - before.get("hanzo_labels_learned_total", 0.0)
+    batch_key = "hanzo_processing_latency_seconds_count|stage=order_batch"
+    batches = after.get(batch_key, 0.0) - before.get(batch_key, 0.0)
     if orders <= 0:
         msg = "no order was processed while sampling"
         raise RuntimeError(msg)
@@ -237,6 +239,7 @@ def measure(
         "seconds": seconds,
         "orders_per_s": round(orders / seconds, 1),
         "drained_during_window": after.get(key, 0.0) >= n_orders,
+        "orders_per_batch": round(orders / batches, 1) if batches else None,
         "worker_cpu_us_per_order": round(cpu_us, 1),
         "worker_cpu_us_per_order_by_part": by_part,
         "py_spy_samples": total,
@@ -276,6 +279,7 @@ def _print(section: dict[str, Any]) -> None:
     )
     console.print(redis_table)
     line = (
+        f"orders per batch: {section['orders_per_batch']}; "
         f"Redis commands per order: {section['redis_commands_per_order']:.2f}; "
         f"broker CPU per order: {section['broker_cpu_us_per_order']:,.1f} us"
     )
