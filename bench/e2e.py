@@ -445,6 +445,8 @@ class Prefilled:
     redis_url: str
     client: redis.Redis
     events: list[Any]
+    broker_pid: int = 0
+    """The Tansu process (for its CPU time)."""
 
 
 @contextmanager
@@ -461,7 +463,7 @@ def prefilled(n_orders: int, workdir: Path) -> Iterator[Prefilled]:
         events = list(Simulator(_sim_config(n_orders)).events())
         console.print(f"producing {len(events):,} events ({n_orders:,} orders) ...")
         asyncio.run(produce(events, bootstrap, KINDS, partitions=4))
-        yield Prefilled(bootstrap, redis_url, client, events)
+        yield Prefilled(bootstrap, redis_url, client, events, broker_pid=broker.pid)
     finally:
         client.close()
         for proc in (broker, redis_proc):

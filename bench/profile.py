@@ -17,9 +17,14 @@ a redis-server of its own. Once it is warm, for ``--seconds``:
   counted under their own names, and all of it is wall time, so a busy machine inflates it: read it as
   shares, not as a sum).
 
-Figures are per order processed in the window (``orders``). Run alone: ``.venv/bin/python -m bench.profile
-[--orders N] [--seconds S]``; it writes section ``profile`` of ``bench/results.json`` and prints the tables.
-The machine's noise moves the totals; the shares within one run are what to read.
+Figures are per order processed in the window (``orders``), with the Redis commands per order
+(``redis_calls_per_order_by_command``) and the broker's (Tansu's) CPU per order. ``--role score`` samples
+a scoring worker (``HANZO_ROLE=score``, which never learns) instead: alone, so Redis's figures are its
+own, or with ``--learner`` beside a ``role: learn`` worker (whose CPU per order is reported apart).
+
+Run alone: ``.venv/bin/python -m bench.profile [--orders N] [--seconds S] [--role score [--learner]]``;
+it writes section ``profile`` (``profile_score`` for ``--role score``) of ``bench/results.json`` and
+prints the tables. The machine's noise moves the totals; the shares within one run are what to read.
 """
 
 from __future__ import annotations
@@ -40,9 +45,10 @@ import redis
 from rich.console import Console
 from rich.table import Table
 
-from bench.e2e import TOPICS, prefilled
+from bench.e2e import TOPICS, Prefilled, prefilled
 from bench.results import machine, write_section
 from bench.scaleout import BenchWorker, start_group, stop_group
+from tests.chaos_support import worker_env
 
 console = Console()
 
@@ -146,63 +152,114 @@ def _py_spy() -> str:
     return found
 
 
-def measure(n_orders: int, seconds: float, warmup_orders: int, workdir: Path) -> dict[str, Any]:
-    """Prefill, start one worker, sample it for ``seconds`` once warm; return the section."""
+def _start_workers(role: str, learner: bool, stack: Prefilled, workdir: Path) -> list[BenchWorker]:
+    """The worker sampled (first) and, with ``learner``, a ``role: learn`` worker beside a scorer."""
+    if role == "all":
+        return start_group(1, stack.bootstrap, stack.redis_url, TOPICS, "p1:", workdir / "p1")
+    env = worker_env(
+        stack.bootstrap,
+        stack.redis_url,
+        TOPICS,
+        "p1:",
+        workdir / "p1" / "registry",
+        workdir / "p1" / "state",
+        HANZO_LOG_LEVEL="INFO",
+    )
+    workers = [BenchWorker({**env, "HANZO_ROLE": "score"}, workdir / "p1", name="scorer")]
+    if learner:
+        workers.append(BenchWorker({**env, "HANZO_ROLE": "learn"}, workdir / "p1", name="learner"))
+    for w in workers:
+        w.start()
+    return workers
+
+
+def measure(
+    n_orders: int,
+    seconds: float,
+    warmup_orders: int,
+    workdir: Path,
+    role: str = "all",
+    learner: bool = False,
+) -> dict[str, Any]:
+    """Prefill, start the worker of ``role``, sample it for ``seconds`` once warm; return the section.
+
+    ``role="score"`` samples a scoring worker (``HANZO_ROLE=score``: it never learns); with ``learner`` a
+    ``role: learn`` worker learns the labels beside it (its CPU is reported apart, and Redis's figures
+    then include the learner's commands). The broker's CPU per order is measured too (Tansu's process).
+    """
     spy = _py_spy()
     group: list[BenchWorker] = []
     with prefilled(n_orders, workdir) as stack:
         client = stack.client
         try:
-            group = start_group(1, stack.bootstrap, stack.redis_url, TOPICS, "p1:", workdir / "p1")
+            group = _start_workers(role, learner, stack, workdir)
             worker = group[0]
             assert worker.proc is not None
             _wait_for_orders(worker, warmup_orders)
-            console.print(f"warm; sampling the worker for {seconds:.0f} s ...")
+            console.print(f"warm; sampling the {role} worker for {seconds:.0f} s ...")
             client.config_resetstat()
             before = worker.metrics()
-            cpu0, rcpu0 = _cpu_seconds(worker.proc.pid), _redis_cpu(client)
+            pids = [w.proc.pid for w in group if w.proc is not None]
+            cpu0 = [_cpu_seconds(pid) for pid in pids]
+            rcpu0, bcpu0 = _redis_cpu(client), _cpu_seconds(stack.broker_pid)
             raw = workdir / "py-spy.txt"
             record = ["record", "--pid", str(worker.proc.pid), "--duration", str(int(seconds))]
             record += ["--rate", "200", "--format", "raw", "--output", str(raw), "--nonblocking", "--gil"]
             # py-spy from our venv, on our own child process
             subprocess.run([spy, *record], check=True, capture_output=True, timeout=seconds + 60)  # noqa: S603
-            cpu1, rcpu1 = _cpu_seconds(worker.proc.pid), _redis_cpu(client)
+            cpu1 = [_cpu_seconds(pid) for pid in pids]
+            rcpu1, bcpu1 = _redis_cpu(client), _cpu_seconds(stack.broker_pid)
             after = worker.metrics()
+            learned = group[-1].metrics().get("hanzo_labels_learned_total", 0.0) if learner else 0.0
             stats = client.info("commandstats")
         finally:
             stop_group(group)
     key = f"hanzo_events_processed_total|topic={TOPICS['orders']}"
     orders = after.get(key, 0.0) - before.get(key, 0.0)
     labels = after.get("hanzo_labels_learned_total", 0.0) - before.get("hanzo_labels_learned_total", 0.0)
+    batch_key = "hanzo_processing_latency_seconds_count|stage=order_batch"
+    batches = after.get(batch_key, 0.0) - before.get(batch_key, 0.0)
     if orders <= 0:
         msg = "no order was processed while sampling"
         raise RuntimeError(msg)
     samples = parse_raw(raw.read_text())
     total = sum(samples.values()) or 1
-    cpu_us = (cpu1 - cpu0) * 1e6 / orders
+    cpu_us = (cpu1[0] - cpu0[0]) * 1e6 / orders
     by_part = {p: round(cpu_us * n / total, 1) for p, n in samples.most_common()}
     by_command = {
         name.removeprefix("cmdstat_"): round(int(v["usec"]) / orders, 1)
         for name, v in sorted(stats.items(), key=lambda kv: -int(kv[1]["usec"]))
         if int(v["usec"]) / orders >= 0.1
     }
-    return {
+    calls = {name.removeprefix("cmdstat_"): int(v["calls"]) for name, v in stats.items()}
+    section: dict[str, Any] = {
+        "role": role,
         "orders": int(orders),
         "labels_learned": int(labels),
         "seconds": seconds,
         "orders_per_s": round(orders / seconds, 1),
         "drained_during_window": after.get(key, 0.0) >= n_orders,
+        "orders_per_batch": round(orders / batches, 1) if batches else None,
         "worker_cpu_us_per_order": round(cpu_us, 1),
         "worker_cpu_us_per_order_by_part": by_part,
         "py_spy_samples": total,
         "redis_us_per_order": round((rcpu1 - rcpu0) * 1e6 / orders, 1),
         "redis_us_per_order_by_command": by_command,
+        "redis_commands_per_order": round(sum(calls.values()) / orders, 3),
+        "redis_calls_per_order_by_command": {
+            n: round(c / orders, 3) for n, c in sorted(calls.items(), key=lambda kv: -kv[1])
+        },
+        "broker_cpu_us_per_order": round((bcpu1 - bcpu0) * 1e6 / orders, 1),
     }
+    if learner:
+        section["learner_cpu_us_per_order"] = round((cpu1[-1] - cpu0[-1]) * 1e6 / orders, 1)
+        section["learner_labels_learned_total"] = int(learned)
+    return section
 
 
 def _print(section: dict[str, Any]) -> None:
     head = (
-        f"profile: {section['orders']:,} orders in {section['seconds']:.0f} s "
+        f"profile ({section['role']} worker): {section['orders']:,} orders in {section['seconds']:.0f} s "
         f"({section['orders_per_s']:,.0f}/s), {section['labels_learned']:,} labels learned"
     )
     table = Table(title=head)
@@ -221,6 +278,14 @@ def _print(section: dict[str, Any]) -> None:
         "[b]server CPU (network included)[/b]", f"[b]{section['redis_us_per_order']:,.1f}[/b]"
     )
     console.print(redis_table)
+    line = (
+        f"orders per batch: {section['orders_per_batch']}; "
+        f"Redis commands per order: {section['redis_commands_per_order']:.2f}; "
+        f"broker CPU per order: {section['broker_cpu_us_per_order']:,.1f} us"
+    )
+    if "learner_cpu_us_per_order" in section:
+        line += f"; learner CPU per order: {section['learner_cpu_us_per_order']:,.1f} us"
+    console.print(line)
 
 
 def main(argv: list[str] | None = None) -> dict[str, Any]:
@@ -229,11 +294,21 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     parser.add_argument("--orders", type=int, default=60_000, help="orders prefilled (enough for the window)")
     parser.add_argument("--seconds", type=float, default=15.0, help="how long py-spy samples the worker")
     parser.add_argument("--warmup-orders", type=int, default=3_000, help="orders processed before sampling")
+    parser.add_argument(
+        "--role",
+        choices=("all", "score"),
+        default="all",
+        help="all: one worker scoring and learning; score: a scoring worker (role score), written to "
+        "section profile_score",
+    )
+    parser.add_argument(
+        "--learner", action="store_true", help="with --role score: a role-learn worker learns beside it"
+    )
     args = parser.parse_args(argv)
     workdir = Path(tempfile.mkdtemp(prefix="bench-profile-"))
-    section = measure(args.orders, args.seconds, args.warmup_orders, workdir)
+    section = measure(args.orders, args.seconds, args.warmup_orders, workdir, args.role, args.learner)
     section["machine"] = machine()
-    write_section("profile", section)
+    write_section("profile" if args.role == "all" else "profile_score", section)
     _print(section)
     if section["drained_during_window"]:
         console.print("[yellow]the stream ran dry while sampling: give more --orders[/yellow]")

@@ -18,7 +18,7 @@ import heapq
 import json
 import logging
 from abc import ABC, abstractmethod
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -86,8 +86,17 @@ class VectorStore(ABC):
     """Scores and scored vectors, written per batch by the scorer and read per batch by the learner."""
 
     @abstractmethod
-    def write(self, scores: Sequence[ScoreWrite], vectors: Sequence[VectorWrite]) -> None:
-        """Write a batch of scores and vectors (one round trip)."""
+    def write(
+        self,
+        scores: Sequence[ScoreWrite],
+        vectors: Sequence[VectorWrite],
+        expire_before: Mapping[str, int] | None = None,
+    ) -> dict[str, int]:
+        """Write a batch of scores and vectors (one round trip).
+
+        ``expire_before`` (model -> event time, ms) first deletes each model's vectors waiting for a label
+        from before that time, as :meth:`expire` does, in the same round trip; returns how many per model.
+        """
 
     @abstractmethod
     def read(self, model: str, subjects: Sequence[str]) -> list[dict[str, Any] | None]:
@@ -113,6 +122,7 @@ class InMemoryVectorStore(VectorStore):
     --------
     >>> store = InMemoryVectorStore()
     >>> store.write([], [VectorWrite("churn", "c1:1000", {"clv": 3.0}, 0.2, 1000, ttl_s=60)])
+    {}
     >>> store.read("churn", ["c1:1000", "c2:5"])
     [{'x': {'clv': 3.0}, 'score': 0.2, 'event_time_ms': 1000}, None]
     >>> store.expire("churn", before_ms=2000)
@@ -130,8 +140,14 @@ class InMemoryVectorStore(VectorStore):
         self._waiting: dict[str, dict[str, int]] = {}  # model -> subject -> event time
         self._heaps: dict[str, list[tuple[int, str]]] = {}
 
-    def write(self, scores: Sequence[ScoreWrite], vectors: Sequence[VectorWrite]) -> None:
-        """Store the batch (``fresh=False`` vectors only where none is stored)."""
+    def write(
+        self,
+        scores: Sequence[ScoreWrite],
+        vectors: Sequence[VectorWrite],
+        expire_before: Mapping[str, int] | None = None,
+    ) -> dict[str, int]:
+        """Expire, then store the batch (``fresh=False`` vectors only where none is stored)."""
+        expired = {model: self.expire(model, t) for model, t in (expire_before or {}).items()}
         for s in scores:
             self._scores[(s.model, s.subject)] = dict(s.record)
         for v in vectors:
@@ -142,6 +158,7 @@ class InMemoryVectorStore(VectorStore):
             self._vectors[key] = v.record()
             self._waiting.setdefault(v.model, {})[v.subject] = v.event_time_ms
             heapq.heappush(self._heaps.setdefault(v.model, []), (v.event_time_ms, v.subject))
+        return expired
 
     def read(self, model: str, subjects: Sequence[str]) -> list[dict[str, Any] | None]:
         """The stored records, in order."""
@@ -186,21 +203,42 @@ return #subjects
 """
 
 
-# One call writes a whole batch. KEYS: the keys to SET, then one horizon index per model with fresh vectors.
-# ARGV[1]: how many keys to SET; then per SET key: value, ttl (s), "1" for SET NX else "0"; then per index
-# key: how many members, followed by (event time, subject) pairs.
+# One call writes a whole batch. KEYS: the keys to SET, then one horizon index per model with fresh vectors,
+# then one horizon index per model to expire. ARGV[1..3]: how many of each; then per index to expire: the
+# cutoff (ms, exclusive) and its vector key prefix; then how many runs of SET keys share a TTL and NX flag,
+# and per run: its length, the TTL (s) and "1" for SET NX else "0"; then the value of each SET key; then per
+# index with fresh vectors: how many members, followed by (event time, subject) pairs. The expiry goes
+# first (as a separate call before the batch would); it returns {SET keys, vectors expired per index}.
 _WRITE_LUA = """
-local n = tonumber(ARGV[1])
-local a = 2
-for i = 1, n do
-  if ARGV[a + 2] == '1' then
-    redis.call('SET', KEYS[i], ARGV[a], 'EX', ARGV[a + 1], 'NX')
-  else
-    redis.call('SET', KEYS[i], ARGV[a], 'EX', ARGV[a + 1])
+local n, z, e = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3])
+local a = 4
+local out = {n}
+for j = 1, e do
+  local subjects = redis.call('ZRANGEBYSCORE', KEYS[n + z + j], '-inf', '(' .. ARGV[a], 'LIMIT', 0, 5000)
+  for _, s in ipairs(subjects) do
+    redis.call('ZREM', KEYS[n + z + j], s)
+    redis.call('DEL', ARGV[a + 1] .. s)
   end
-  a = a + 3
+  out[j + 1] = #subjects
+  a = a + 2
 end
-for j = n + 1, #KEYS do
+local runs = tonumber(ARGV[a])
+local v = a + 1 + 3 * runs
+local i = 1
+for r = 0, runs - 1 do
+  local len, ttl, nx = tonumber(ARGV[a + 1 + 3 * r]), ARGV[a + 2 + 3 * r], ARGV[a + 3 + 3 * r]
+  for k = 1, len do
+    if nx == '1' then
+      redis.call('SET', KEYS[i], ARGV[v], 'EX', ttl, 'NX')
+    else
+      redis.call('SET', KEYS[i], ARGV[v], 'EX', ttl)
+    end
+    i = i + 1
+    v = v + 1
+  end
+end
+a = v
+for j = n + 1, n + z do
   local m = tonumber(ARGV[a])
   a = a + 1
   local done = 0
@@ -215,7 +253,7 @@ for j = n + 1, #KEYS do
     done = done + take
   end
 end
-return n
+return out
 """
 
 
@@ -223,11 +261,12 @@ class RedisVectorStore(VectorStore):
     """A :class:`VectorStore` in Redis: string keys of :mod:`learners.keys` with TTLs, one pipeline a batch.
 
     Scores expire after their ``ttl_s``; vectors after theirs (the label horizon) as a backstop to
-    :meth:`expire`. :meth:`write` sends a batch as one Lua script call (one command to encode and one reply
-    to read, instead of one per key); with a ``RedisCluster`` client, whose keys of a batch span hash
-    slots, it sends a pipeline of the same commands. :meth:`expire` runs one Lua script that deletes at most
-    5,000 vectors a call; it touches keys it is not given, so on Redis Cluster run it against the node of
-    the index key.
+    :meth:`expire`. :meth:`write` sends a batch, and the expiry asked with it, as one Lua script call (one
+    command to encode and one reply to read, instead of one per key; a TTL and NX flag per run of keys
+    written alike, not per key); with a ``RedisCluster`` client, whose keys of a batch span hash slots, it
+    sends the expiry apart and a pipeline of the same commands. :meth:`expire` runs one Lua script that
+    deletes at most 5,000 vectors a call; it (and the expiry in :meth:`write`) deletes vector keys it is not
+    given, so on Redis Cluster run it against the node of the index key.
 
     Parameters
     ----------
@@ -248,42 +287,74 @@ class RedisVectorStore(VectorStore):
         self._expire_script: Any = None
         self._write_script: Any = None
 
-    def write(self, scores: Sequence[ScoreWrite], vectors: Sequence[VectorWrite]) -> None:
-        """SET each score and vector with its TTL, ZADD fresh vectors to the index: one call (a script)."""
-        if not scores and not vectors:
-            return
+    def write(
+        self,
+        scores: Sequence[ScoreWrite],
+        vectors: Sequence[VectorWrite],
+        expire_before: Mapping[str, int] | None = None,
+    ) -> dict[str, int]:
+        """Expire as asked, SET each score and vector with its TTL, ZADD fresh vectors: one script call."""
+        due = dict(expire_before or {})
+        if not scores and not vectors and not due:
+            return {}
         p = self.key_prefix
         dumps = wire_json.dumps
         keys: list[str] = []
-        args: list[Any] = [len(scores) + len(vectors)]
+        values: list[bytes] = []
+        runs: list[list[int]] = []  # [length, ttl, nx] of each run of keys written alike
+        last: tuple[int, int] | None = None
         for s in scores:
             keys.append(f"{p}score:{s.model}:{s.subject}")
-            args += (dumps(s.record), s.ttl_s, 0)
+            values.append(dumps(s.record))
+            if last == (s.ttl_s, 0):
+                runs[-1][0] += 1
+            else:
+                last = (s.ttl_s, 0)
+                runs.append([1, s.ttl_s, 0])
         index: dict[str, dict[str, int]] = {}
         for v in vectors:
             keys.append(f"{p}x:{v.model}:{v.subject}")
-            record = {"x": v.x, "score": v.score, "event_time_ms": v.event_time_ms}
-            args += (dumps(record), v.ttl_s, 0 if v.fresh else 1)
+            values.append(dumps({"x": v.x, "score": v.score, "event_time_ms": v.event_time_ms}))
+            nx = 0 if v.fresh else 1
+            if last == (v.ttl_s, nx):
+                runs[-1][0] += 1
+            else:
+                last = (v.ttl_s, nx)
+                runs.append([1, v.ttl_s, nx])
             if v.fresh:
                 index.setdefault(v.model, {})[v.subject] = v.event_time_ms
         if isinstance(self.client, RedisCluster):
-            self._write_pipeline(keys, args, index)
-            return
-        for model, members in index.items():
-            keys.append(vector_index_key(model, p))
+            expired = {model: self.expire(model, t) for model, t in due.items()}
+            self._write_pipeline(keys, values, runs, index)
+            return expired
+        args: list[Any] = [len(keys), len(index), len(due)]
+        for model, t in due.items():
+            args += (int(t), vector_key(model, "", p))
+        args.append(len(runs))
+        for run in runs:
+            args += run
+        args += values
+        keys += [vector_index_key(model, p) for model in index]
+        for members in index.values():
             args.append(len(members))
             for subject, t in members.items():
                 args += (t, subject)
+        keys += [vector_index_key(model, p) for model in due]
         if self._write_script is None:
             self._write_script = self.client.register_script(_WRITE_LUA)
-        self._write_script(keys=keys, args=args)
+        reply = self._write_script(keys=keys, args=args)
+        return {model: int(n) for model, n in zip(due, reply[1:], strict=True)}
 
-    def _write_pipeline(self, keys: list[str], args: list[Any], index: dict[str, dict[str, int]]) -> None:
+    def _write_pipeline(
+        self, keys: list[str], values: list[bytes], runs: list[list[int]], index: dict[str, dict[str, int]]
+    ) -> None:
         """The same writes as a pipeline of SETs and ZADDs (Redis Cluster: the keys span hash slots)."""
         pipe = self.client.pipeline(transaction=False)
-        for i, key in enumerate(keys):
-            value, ttl_s, nx = args[1 + 3 * i : 4 + 3 * i]
-            pipe.set(key, value, ex=ttl_s, nx=bool(nx))
+        i = 0
+        for length, ttl_s, nx in runs:
+            for _ in range(length):
+                pipe.set(keys[i], values[i], ex=ttl_s, nx=bool(nx))
+                i += 1
         for model, members in index.items():
             pipe.zadd(vector_index_key(model, self.key_prefix), members)
         pipe.execute()

@@ -11,6 +11,7 @@ surrogates). numpy scalars and arrays are written as their numbers.
 from __future__ import annotations
 
 import json
+import math
 from typing import Any
 
 import orjson
@@ -43,6 +44,32 @@ def dumps(value: Any) -> bytes:
         out = orjson.dumps(value, option=_OPTIONS)
     except TypeError:
         return json.dumps(value, separators=_COMPACT, default=_numbers).encode()
-    if b"null" in out:  # a None, or a NaN / infinity that orjson wrote as null: json.dumps tells them apart
+    if b"null" in out and not _plain(value):  # a NaN / infinity orjson wrote as null: json.dumps tells apart
         return json.dumps(value, separators=_COMPACT, default=_numbers).encode()
     return out
+
+
+_SCALARS = frozenset({str, int, bool, type(None)})
+_FINITE = math.isfinite
+
+
+def _plain(value: Any) -> bool:
+    """Whether ``value`` holds only what orjson and ``json.dumps`` write alike (no NaN, infinity, numpy).
+
+    A ``None`` (a score record's ``version`` before the first snapshot) makes orjson's output contain
+    ``null`` as a NaN would; this tells them apart without writing the value twice.
+
+    Examples
+    --------
+    >>> _plain({"version": None, "x": [1.5, "a", True]}), _plain({"s": float("nan")}), _plain([float("inf")])
+    (True, False, False)
+    """
+    items = value.values() if type(value) is dict else value if type(value) in (list, tuple) else (value,)
+    for v in items:
+        t = type(v)
+        if t is float:
+            if not _FINITE(v):
+                return False
+        elif t not in _SCALARS and (t not in (dict, list, tuple) or not _plain(v)):
+            return False
+    return True

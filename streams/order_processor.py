@@ -3,9 +3,11 @@
 One call handles a whole batch: one feature-store call per entity kind the definitions have (``customer``
 first, whose values the models score; then ``product`` and any other: each order updates every product it
 holds; a Lua script per entity, pipelined), one model call per order and pipeline, one
-:class:`~learners.vectors.VectorStore` write of the scores and the scored vectors, and for pipelines with
-derived labels one deadline-queue call. Nothing here awaits: the batch consumer calls it and commits only
-after it returns. ``hanzo-ml train`` runs this same class over an in-memory feature store and vector store.
+:class:`~learners.vectors.VectorStore` write of the scores and the scored vectors (which also deletes the
+vectors past their label horizon, once a minute of event time), and for pipelines with derived labels one
+deadline-queue call. :meth:`OrderProcessor.process_async` does this per chunk of the batch, the features of
+one chunk in a thread while the loop scores the chunk before; the batch consumer commits only after the
+whole batch returns. ``hanzo-ml train`` runs this same class over an in-memory feature store and vector store.
 
 Two kinds of pipelines are scored on every order:
 
@@ -110,6 +112,9 @@ class OrderProcessor:
     vectors
         Where scores and vectors go; default :class:`~learners.vectors.RedisVectorStore` over
         ``redis_client``.
+    chunk_records
+        :meth:`process_async` applies a batch's features in chunks of this many records, each in a thread
+        while the loop scores the chunk before it.
 
     Examples
     --------
@@ -133,6 +138,7 @@ class OrderProcessor:
         key_prefix: str = "",
         max_message_bytes: int = 256 * 1024,
         vectors: VectorStore | None = None,
+        chunk_records: int = 500,
     ) -> None:
         self.store = store
         self.redis = redis_client
@@ -141,8 +147,10 @@ class OrderProcessor:
         self.key_prefix = key_prefix
         self.max_message_bytes = max_message_bytes
         self.vectors = vectors if vectors is not None else RedisVectorStore(redis_client, key_prefix)
+        self.chunk_records = chunk_records
         self.watermark_ms = 0
         self._expired_at_ms = 0
+        self._expire_before: dict[str, int] = {}  # model -> cutoff, deleted by the batch's first write
         # newest order time per orders partition: the watermark is their minimum, so a topic or partition
         # running ahead (customer events, a faster partition) never fires deadlines or gives up labels early
         self._partition_ms: dict[tuple[str | None, int], int] = {}
@@ -155,6 +163,7 @@ class OrderProcessor:
         self.watermark_ms = 0
         self._partition_ms.clear()
         self._expired_at_ms = 0
+        self._expire_before = {}
 
     def parse(self, records: Sequence[ConsumerRecord], out: BatchOutcome) -> list[EventRecord]:
         """Validate records; the unusable ones become dead letters in ``out``."""
@@ -198,19 +207,39 @@ class OrderProcessor:
         out, parsed = self._begin(records)
         if not parsed:
             return out
-        return self._finish(out, parsed, self.apply_features(parsed))
+        references = self._references()
+        self._score(out, parsed, self.apply_features(parsed), references, first=True)
+        return self._close(out, references)
 
     async def process_async(self, records: Sequence[ConsumerRecord]) -> BatchOutcome:
-        """:meth:`process`, with the feature store's round trips in a thread.
+        """:meth:`process`, with the feature store's round trips in a thread, overlapped with the scoring.
 
-        While Redis applies the batch's features, the event loop goes on (label learning, serving), so the
-        worker's Python and Redis use both cores. Scoring stays on the loop, where the learners change.
+        The batch is cut into chunks of ``chunk_records`` records (in batch order, so each partition keeps
+        its offset order). While Redis applies one chunk's features in a thread, the event loop scores the
+        chunk before it and writes its scores and vectors, so the worker's Python and Redis use both cores
+        instead of taking turns. Scoring stays on the loop, where the learners change. The batch succeeds
+        or fails as a whole: a failure waits for the chunk in flight, then raises (the batch is retried;
+        re-applied features are fenced or duplicates, as after a crash).
         """
         out, parsed = self._begin(records)
         if not parsed:
             return out
-        results = await asyncio.to_thread(self.apply_features, parsed)
-        return self._finish(out, parsed, results)
+        size = max(1, self.chunk_records)
+        chunks = [parsed[i : i + size] for i in range(0, len(parsed), size)]
+        references = self._references()
+        pending = asyncio.ensure_future(asyncio.to_thread(self.apply_features, chunks[0]))
+        try:
+            for i, chunk in enumerate(chunks):
+                results = await pending
+                if i + 1 < len(chunks):
+                    pending = asyncio.ensure_future(asyncio.to_thread(self.apply_features, chunks[i + 1]))
+                self._score(out, chunk, results, references, first=i == 0)
+        finally:
+            if not pending.done():  # a failure while the next chunk's features are under way
+                await asyncio.wait([pending])
+                if not pending.cancelled():
+                    pending.exception()  # retrieved: the batch's failure is the one raised
+        return self._close(out, references)
 
     def apply_features(self, parsed: Sequence[EventRecord]) -> list[ApplyResult]:
         """Update every entity's aggregates with the batch; returns the ``customer`` results (scored).
@@ -231,7 +260,11 @@ class OrderProcessor:
         if not parsed:
             out.watermark_ms = self.watermark_ms
             return out, parsed
-        self._expire(out)  # by the watermark before this batch: earlier batches' labels are out
+        # by the watermark before this batch (earlier batches' labels are out); the batch's first write
+        # deletes them, before it stores anything
+        due = self._due_expiry()
+        if due:
+            self._expire_before = due
         return out, parsed
 
     def scored_through(self) -> dict[str, int]:
@@ -248,9 +281,19 @@ class OrderProcessor:
             return self.expected_partitions()
         return set(self._partition_ms)
 
-    def _finish(
-        self, out: BatchOutcome, parsed: list[EventRecord], results: Sequence[ApplyResult]
-    ) -> BatchOutcome:
+    def _references(self) -> dict[str, list[tuple[str, int]]]:
+        """Per pipeline with derived labels, the reference points the batch scores (filled by ``_score``)."""
+        return {s.name: [] for s in self.scorers if s.labeler}
+
+    def _score(
+        self,
+        out: BatchOutcome,
+        parsed: Sequence[EventRecord],
+        results: Sequence[ApplyResult],
+        references: dict[str, list[tuple[str, int]]],
+        first: bool,
+    ) -> None:
+        """Score the orders of one chunk and write their scores and vectors (one call)."""
         now_ms = int(time.time() * 1000)
         statuses = out.statuses
         partition_ms = self._partition_ms
@@ -266,10 +309,9 @@ class OrderProcessor:
             if event.event_time > partition_ms.get(key, 0):
                 partition_ms[key] = event.event_time
             orders.append((event, res.status in _FRESH, {**res.features, **raw_features(event)}))
-        out.orders = len(orders)
+        out.orders += len(orders)
         scores: list[ScoreWrite] = []
         vectors: list[VectorWrite] = []
-        references: dict[str, list[tuple[str, int]]] = {s.name: [] for s in self.scorers if s.labeler}
         for scorer in self.scorers if orders else ():
             # a window with no value (None) is imputed as 0 so every model sees every feature
             names = scorer.features
@@ -279,11 +321,13 @@ class OrderProcessor:
             ]
             t0 = time.perf_counter()
             batch_scores = scorer.learner.score_many(xs)
-            elapsed = (time.perf_counter() - t0) / len(xs)  # per order, amortised over the batch
-            out.scoring_seconds[scorer.name] = (elapsed, len(xs))
+            elapsed = (time.perf_counter() - t0) / len(xs)  # per order, amortised over the chunk
             model, version, examples = scorer.name, scorer.learner.version, scorer.learner.examples_learned
+            seconds, n = out.scoring_seconds.get(model, (0.0, 0))
+            out.scoring_seconds[model] = ((seconds * n + elapsed * len(xs)) / (n + len(xs)), n + len(xs))
             customer_level = scorer.level == "customer"
             refs = references.get(model)
+            ttl_s, vector_ttl_s = scorer.score_ttl_s, scorer.vector_ttl_s
             for (event, fresh, _), x, score in zip(orders, xs, batch_scores, strict=True):
                 out.predictions.append((model, x, score, elapsed))
                 if customer_level:
@@ -299,15 +343,30 @@ class OrderProcessor:
                     "scored_at_ms": now_ms,
                     "event_time_ms": event.event_time,
                 }
-                scores.append(ScoreWrite(model, score_subject, record, scorer.score_ttl_s))
+                scores.append(ScoreWrite(model, score_subject, record, ttl_s))
                 vectors.append(
-                    VectorWrite(model, subject, x, score, event.event_time, scorer.vector_ttl_s, fresh=fresh)
+                    VectorWrite(model, subject, x, score, event.event_time, vector_ttl_s, fresh=fresh)
                 )
                 if refs is not None:
                     refs.append((event.customer_id, event.event_time))
             out.scored += len(xs)
-        self.vectors.write(scores, vectors)
-        out.scores = scores
+        if scores or vectors or first:
+            self._write(out, scores, vectors)
+        out.scores += scores
+
+    def _write(self, out: BatchOutcome, scores: list[ScoreWrite], vectors: list[VectorWrite]) -> None:
+        """Write scores and vectors, and delete the vectors due to expire (one call; those once a batch)."""
+        expired = self.vectors.write(scores, vectors, expire_before=self._expire_before)
+        self._expire_before = {}  # done (a failed write keeps them for the batch's retry)
+        for scorer in self.scorers:
+            n = expired.get(scorer.name, 0)
+            if n:
+                scorer.expired += n
+                out.expired[scorer.name] = out.expired.get(scorer.name, 0) + n
+                logger.debug("%s: %d stored vectors reached the label horizon unlabelled", scorer.name, n)
+
+    def _close(self, out: BatchOutcome, references: dict[str, list[tuple[str, int]]]) -> BatchOutcome:
+        """Advance the watermark over the batch and derive the labels it resolves."""
         owned = self._owned()
         low = min((self._partition_ms.get(tp, 0) for tp in owned), default=0)
         watermark = max(self.watermark_ms, low)
@@ -317,15 +376,12 @@ class OrderProcessor:
                 out.labels.extend(scorer.labeler.observe(references[scorer.name], watermark))
         return out
 
-    def _expire(self, out: BatchOutcome) -> None:
-        """Delete and count unlabelled vectors past their horizon (at most once a minute of event time)."""
+    def _due_expiry(self) -> dict[str, int]:
+        """Per model, the cutoff of unlabelled vectors past their horizon (once a minute of event time)."""
         if self.watermark_ms - self._expired_at_ms < _EXPIRE_EVERY_MS:
-            return
+            return {}
         self._expired_at_ms = self.watermark_ms
-        for scorer in self.scorers:
-            cutoff = self.watermark_ms - scorer.vector_ttl_s * 1000 - scorer.expiry_grace_ms
-            n = self.vectors.expire(scorer.name, cutoff)
-            if n:
-                scorer.expired += n
-                out.expired[scorer.name] = n
-                logger.debug("%s: %d stored vectors reached the label horizon unlabelled", scorer.name, n)
+        return {
+            scorer.name: self.watermark_ms - scorer.vector_ttl_s * 1000 - scorer.expiry_grace_ms
+            for scorer in self.scorers
+        }

@@ -12,6 +12,7 @@ intercept) must be identical, on the Redis backend and on the in-memory one.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Iterator, Sequence
 from typing import Any
 
@@ -111,16 +112,28 @@ def _components(
 
 
 def _run(
-    events: Sequence[Event], processor: OrderProcessor, joiner: LabelJoiner, batch: int
+    events: Sequence[Event],
+    processor: OrderProcessor,
+    joiner: LabelJoiner,
+    batch: int,
+    chunks: int | None = None,
 ) -> dict[str, int]:
-    """Feed each segment: its stream records, then its labels, in batches of ``batch`` records."""
+    """Feed each segment: its stream records, then its labels, in batches of ``batch`` records.
+
+    With ``chunks``, the stream batches go through ``process_async`` (as in the worker) in chunks of that
+    many records, one chunk's features applied while the chunk before is scored.
+    """
     record = _Records()
     counts = {"stream_batches": 0, "label_batches": 0, "dead_letters": 0}
     for segment in _segments(events):
         stream = [record(e) for e in segment if not isinstance(e, Label)]
         labels = [record(e) for e in segment if isinstance(e, Label)]
         for part in _chunks(stream, batch):
-            out = processor.process(part)
+            if chunks is None:
+                out = processor.process(part)
+            else:
+                processor.chunk_records = chunks
+                out = asyncio.run(processor.process_async(part))
             counts["stream_batches"] += 1
             counts["dead_letters"] += len(out.dead_letters)
         for part in _chunks(labels, batch):
@@ -197,3 +210,16 @@ def test_batches_of_500_equal_one_event_per_batch(
     assert scores_b == scores_s
     assert stored_b == stored_s
     assert state_b == state_s
+
+
+@pytest.mark.parametrize("backend", ["memory", "redis"])
+def test_process_async_in_overlapped_chunks_equals_process(
+    backend: str, events: list[Event], request: pytest.FixtureRequest, key_prefix: str
+) -> None:
+    """The worker's path (chunks of a batch overlapped) leaves what one call per batch leaves."""
+    whole = _components(backend, request, f"{key_prefix}whole:")
+    chunked = _components(backend, request, f"{key_prefix}chunked:")
+    _run(events, *whole, batch=500)
+    counts = _run(events, *chunked, batch=500, chunks=37)
+    assert counts["dead_letters"] == 0
+    assert _outcome(events, *whole) == _outcome(events, *chunked)
