@@ -31,7 +31,7 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 from hanzo.ml.config.errors import ConfigError
-from hanzo.ml.learners.online import LearnOutcome, OnlineLearner
+from hanzo.ml.learners.online import LearnOutcome, OnlineLearner, _finite
 
 if TYPE_CHECKING:
     from hanzo.ml.learners.spec import PipelineSpec
@@ -87,10 +87,6 @@ def check_mini_batch(spec: PipelineSpec) -> int:
     return size
 
 
-def _finite(x: dict[str, Any], y: float) -> bool:
-    return math.isfinite(y) and all(not (isinstance(v, float) and not math.isfinite(v)) for v in x.values())
-
-
 def learn_labels_in_chunks(
     learner: OnlineLearner, items: Sequence[LabelItem], size: int
 ) -> list[LearnOutcome | None]:
@@ -123,7 +119,7 @@ def learn_labels_in_chunks(
     for i, (label_id, x, y, _) in enumerate(items):
         if label_id in taken or learner.seen(label_id):
             continue
-        if not _finite(x, y):
+        if not (_finite(x) and math.isfinite(y)):
             learner.rejected_non_finite += 1
             continue
         taken.add(label_id)

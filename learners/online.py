@@ -42,6 +42,14 @@ class LearnedBatch:
     loss: list[float] = field(default_factory=list)
     drift: list[bool] = field(default_factory=list)
 
+    def add(self, i: int, outcome: LearnOutcome | None) -> None:
+        """Note what learning the ``i``-th example did (None: it was not learned)."""
+        if outcome is not None:
+            self.index.append(i)
+            self.y_pred.append(outcome.y_pred)
+            self.loss.append(outcome.loss)
+            self.drift.append(outcome.drift)
+
 
 def _finite(x: dict[str, Any]) -> bool:
     isfinite = math.isfinite
@@ -385,12 +393,7 @@ class OnlineLearner:
     ) -> LearnedBatch:
         out = LearnedBatch()
         for i, label_id in enumerate(label_ids):
-            outcome = self.learn_label(label_id, xs[i], ys[i], event_times_ms[i])
-            if outcome is not None:
-                out.index.append(i)
-                out.y_pred.append(outcome.y_pred)
-                out.loss.append(outcome.loss)
-                out.drift.append(outcome.drift)
+            out.add(i, self.learn_label(label_id, xs[i], ys[i], event_times_ms[i]))
         return out
 
     def target(self, y: Any) -> Any:

@@ -32,7 +32,7 @@ from mode import Service
 from hanzo.ml.config.errors import ValidationError
 from hanzo.ml.learners.metrics import MetricSet
 from hanzo.ml.learners.mini_batch import learn_labels_in_chunks
-from hanzo.ml.learners.online import OnlineLearner
+from hanzo.ml.learners.online import LearnedBatch, OnlineLearner
 from hanzo.ml.learners.vectors import RedisVectorStore, VectorStore
 from hanzo.ml.schemas.dead_letters import DeadLetter, classify
 from hanzo.ml.schemas.events import Label, parse_event
@@ -257,18 +257,25 @@ class LabelJoiner:
         joined: list[str],
         out: LabelBatchOutcome,
     ) -> None:
-        """Learn joined labels in order (:meth:`OnlineLearner.learn_labels`); add what they did to ``out``."""
+        """Learn joined labels in order (:meth:`OnlineLearner.learn_labels`); add what they did to ``out``.
+
+        With ``training.mini_batch`` they are learned in River ``learn_many`` chunks
+        (:mod:`learners.mini_batch`).
+        """
         if not batch:
             return
         if slot.mini_batch:
-            LabelJoiner._learn_chunked(slot, batch, xs, joined, out)
-            return
-        done = slot.learner.learn_labels(
-            [lab.label_id for lab in batch],
-            xs,
-            [lab.value for lab in batch],
-            [lab.event_time for lab in batch],
-        )
+            done = LearnedBatch()
+            items = [(lab.label_id, x, lab.value, lab.event_time) for lab, x in zip(batch, xs, strict=True)]
+            for i, outcome in enumerate(learn_labels_in_chunks(slot.learner, items, slot.mini_batch)):
+                done.add(i, outcome)
+        else:
+            done = slot.learner.learn_labels(
+                [lab.label_id for lab in batch],
+                xs,
+                [lab.value for lab in batch],
+                [lab.event_time for lab in batch],
+            )
         slot.duplicates += len(batch) - len(done.index)  # already learned, or not finite
         if not done.index:
             return
@@ -284,30 +291,6 @@ class LabelJoiner:
         drifts = sum(done.drift)
         if drifts:
             out.drifts[name] = out.drifts.get(name, 0) + drifts
-
-    @staticmethod
-    def _learn_chunked(
-        slot: LearnerSlot,
-        batch: Sequence[AnyLabel],
-        xs: Sequence[dict[str, Any]],
-        joined: list[str],
-        out: LabelBatchOutcome,
-    ) -> None:
-        """Learn joined labels in chunks of ``slot.mini_batch`` (:mod:`learners.mini_batch`), in order."""
-        items = [(lab.label_id, x, lab.value, lab.event_time) for lab, x in zip(batch, xs, strict=True)]
-        outcomes = learn_labels_in_chunks(slot.learner, items, slot.mini_batch)
-        name = slot.name
-        for lab, x, outcome in zip(batch, xs, outcomes, strict=True):
-            if outcome is None:  # learned before, or not finite
-                slot.duplicates += 1
-                continue
-            joined.append(lab.subject_id)
-            out.learned[name] = out.learned.get(name, 0) + 1
-            out.losses.setdefault(name, []).append(outcome.loss)
-            out.examples.setdefault(name, []).append((outcome.y_pred, lab.value, outcome.loss))
-            out.inputs.setdefault(name, []).append(x)
-            if outcome.drift:
-                out.drifts[name] = out.drifts.get(name, 0) + 1
 
     def _gave_up(self, slot: LearnerSlot, lab: AnyLabel, first_seen: float, now: float) -> bool:
         """Whether a label whose vector is not stored will never find it.
