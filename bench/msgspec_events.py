@@ -33,6 +33,7 @@ from hanzo.ml.schemas.events import (
     OrderItem,
 )
 from hanzo.ml.schemas.events import parse_event as pydantic_parse_event
+from hanzo.ml.schemas.label_wire import WireLabel as _Label  # the Struct the label join decodes into
 
 # msgspec checks a pattern with a Python ``re.search`` per string (~0.5 us each): the ids, currency and
 # countries of an event are checked here in one ``fullmatch`` instead (:func:`_ids_ok`), after the decode.
@@ -90,15 +91,6 @@ class _CustomerEvent(Struct, tag_field="kind", tag="customer_event", forbid_unkn
     value: _Finite | None | UnsetType = UNSET
     # values checked in _customer_event: pydantic strips their strings and rejects non-finite floats
     properties: dict[str, Any] | UnsetType = UNSET
-
-
-class _Label(Struct, tag_field="kind", tag="label", forbid_unknown_fields=True):
-    label_id: _Id
-    target: _Id
-    subject_id: _Id
-    value: _Finite
-    event_time: _Time
-    schema_version: Literal[1] | UnsetType = UNSET
 
 
 _ANY = msgspec.json.Decoder(_Order | _CustomerEvent | _Label)
