@@ -67,6 +67,12 @@ class Settings(BaseSettings):
     session_timeout_s: float = 6.0
     batch_max: int = 2000
     batch_timeout_ms: int = 50
+    align_wait_ms: int = Field(
+        50,
+        ge=0,
+        description="most time a batch waits for a partition that is behind but has nothing fetched before "
+        "newer records of the other partitions go out (records go out oldest first across partitions)",
+    )
     web_host: str = "127.0.0.1"
     web_port: int = 6066
     metrics_host: str = "127.0.0.1"

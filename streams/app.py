@@ -356,6 +356,7 @@ def create_app(runtime: Runtime, bootstrap: str) -> tuple[faust.App, Hub]:
                 topics=(s.topic_orders, s.topic_events),
                 batch_max=s.batch_max,
                 batch_timeout_ms=s.batch_timeout_ms,
+                align_wait_ms=s.align_wait_ms,
                 session_timeout_s=s.session_timeout_s,
                 client_kwargs=client_kwargs,
             ),

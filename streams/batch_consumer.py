@@ -2,7 +2,9 @@
 
 Faust's own stream machinery costs ~200 µs per event here (ARCHITECTURE.md); the hot path instead reads
 with aiokafka ``getmany`` and hands whole batches to a handler, so one Redis round trip and one model
-call serve many events. Offsets are committed after the handler returns, so a crash re-delivers the
+call serve many events. The records of the assigned partitions are handed out oldest first, by record
+timestamp (:mod:`streams.partition_merge`): a backlog's partitions advance together in event time instead of
+one partition's run at a time. Offsets are committed after the handler returns, so a crash re-delivers the
 uncommitted batch and the idempotent effects (event-id dedupe, offset fences) absorb it.
 
 With a :class:`StateGuard` (the worker passes a :class:`streams.rebuild.EpochMarker`), the consumer asks
@@ -35,11 +37,12 @@ from typing import Any, Protocol
 
 from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
 from aiokafka.abc import ConsumerRebalanceListener
-from aiokafka.errors import KafkaError
+from aiokafka.errors import ConsumerStoppedError, IllegalStateError, KafkaError
 from mode import Service
 
 from hanzo.ml.streams.broker_epoch import BrokerHooks, LogLedger, log_went_back, tp_key
 from hanzo.ml.streams.offsets import broker_ends, fetched_end
+from hanzo.ml.streams.partition_merge import PartitionMerger, by_partition
 
 logger = logging.getLogger(__name__)
 
@@ -70,6 +73,10 @@ class ConsumerOptions:
     client_kwargs: Mapping[str, Any] = field(default_factory=dict)  # TLS / SASL (streams.security)
     probe_interval_s: float = 1.0  # how often the broker's metadata is probed
     request_timeout_s: float = 10.0  # most time one offsets / metadata call may take
+    # most time a batch waits for a partition that is behind (records on the broker) but has none
+    # fetched, before newer records go out without it (Kafka Streams' max.task.idle.ms); see
+    # streams.partition_merge
+    align_wait_ms: int = 50
 
 
 class _CommitOnRevoke(ConsumerRebalanceListener):  # type: ignore[misc]
@@ -80,9 +87,12 @@ class _CommitOnRevoke(ConsumerRebalanceListener):  # type: ignore[misc]
         # The batch in flight finishes and commits before partitions move to another worker.
         async with self.owner.batch_lock:
             logger.info("partitions revoked: %s", sorted(f"{tp.topic}/{tp.partition}" for tp in revoked))
+            self.owner.merger.drop()
 
     async def on_partitions_assigned(self, assigned: list[TopicPartition]) -> None:
         logger.info("partitions assigned: %s", sorted(f"{tp.topic}/{tp.partition}" for tp in assigned))
+        # the new assignment reads from the committed offsets: what was buffered would come twice
+        self.owner.merger.drop()
         # the group may have been re-formed by a broker that lost everything: check before the next batch
         self.owner.check_pending = True
 
@@ -126,6 +136,7 @@ class BatchConsumer(Service):
         self.failures = 0
         self.rewinds = 0  # replays from the beginning after the guard said the state was lost
         self.last_poll = 0.0  # wall time of the last successful poll (for the WorkerStalled alert)
+        self.merger = PartitionMerger()  # records taken from the consumer, handed out in timestamp order
         super().__init__(**kwargs)  # type: ignore[arg-type]
 
     async def on_start(self) -> None:
@@ -166,16 +177,18 @@ class BatchConsumer(Service):
         backoff = 0.1
         while not self.should_stop:
             try:
-                batches = await consumer.getmany(
-                    timeout_ms=self.options.batch_timeout_ms, max_records=self.options.batch_max
-                )
+                records = await self._poll()
+            except ConsumerStoppedError:
+                if self.should_stop:
+                    return
+                raise
             except KafkaError:
                 self._broker_error("poll")
                 logger.warning("poll failed; retrying after %.1fs", backoff, exc_info=True)
                 await asyncio.sleep(backoff)
                 backoff = min(backoff * 2, 5.0)
                 continue
-            records = [r for rs in batches.values() for r in rs]
+            batches = by_partition(records)
             if self.check_pending and self.ledger is not None:
                 async with self.batch_lock:
                     checked = await self._check_log(batches)
@@ -204,7 +217,7 @@ class BatchConsumer(Service):
                 except Exception:
                     self.failures += 1
                     logger.exception("batch of %d failed; retrying after %.1fs", len(records), backoff)
-                    self._seek_back(batches)
+                    self._unread(batches)
                     await asyncio.sleep(backoff)
                     backoff = min(backoff * 2, 5.0)
                     continue
@@ -221,11 +234,61 @@ class BatchConsumer(Service):
                         "commit failed (%s: %s); the batch may be re-delivered", type(exc).__name__, exc
                     )
 
-    def _seek_back(self, batches: Mapping[TopicPartition, Sequence[ConsumerRecord]]) -> None:
+    async def _poll(self) -> list[ConsumerRecord]:
+        """The next batch: the buffered and newly fetched records, oldest first across partitions.
+
+        With nothing buffered it waits up to ``batch_timeout_ms`` for records, as a plain ``getmany``.
+        Partitions whose buffer ran dry are topped up from what the consumer has already fetched; one that
+        is behind (more on the broker) and has nothing fetched yet is waited for up to ``align_wait_ms``.
+        """
         assert self.consumer is not None
-        for tp, rs in batches.items():
+        consumer, o, merger = self.consumer, self.options, self.merger
+        merger.drop(keep=consumer.assignment())
+        if not merger.buffered():
+            merger.add(await consumer.getmany(timeout_ms=o.batch_timeout_ms, max_records=o.batch_max))
+        # every await may have let a rebalance through: the assignment is read again after each
+        assigned = consumer.assignment()
+        low = max(1, o.batch_max // max(1, len(assigned)))
+        for tp in assigned:
+            if merger.buffered(tp) < low:
+                merger.add(await consumer.getmany(tp, timeout_ms=0, max_records=o.batch_max))
+        behind = {tp for tp in consumer.assignment() if await self._behind(tp)}
+        starved = [tp for tp in behind if not merger.buffered(tp)]
+        if starved and merger.buffered():
+            deadline = time.monotonic() + o.align_wait_ms / 1000
+            while starved and (left := deadline - time.monotonic()) > 0:
+                wait_ms = int(left * 1000) + 1
+                merger.add(await consumer.getmany(*starved, timeout_ms=wait_ms, max_records=o.batch_max))
+                starved = [tp for tp in starved if not merger.buffered(tp)]
+            behind.difference_update(starved)  # idle past the wait: its records may come late
+        merger.drop(keep=consumer.assignment())
+        return merger.take(o.batch_max, behind)
+
+    async def _behind(self, tp: TopicPartition) -> bool:
+        """Whether ``tp`` may have records on the broker that the consumer has not handed out yet.
+
+        Not known before its first fetch response (no high watermark yet): counted as behind, so the first
+        batches wait for every partition's first records (up to ``align_wait_ms``). A partition revoked
+        meanwhile is not behind.
+        """
+        assert self.consumer is not None
+        if tp not in self.consumer.assignment():
+            return False
+        high = self.consumer.highwater(tp)
+        try:
+            return high is None or high > await self.consumer.position(tp)
+        except IllegalStateError:  # revoked while the position was awaited
+            return False
+
+    def _unread(self, batches: Mapping[TopicPartition, Sequence[ConsumerRecord]]) -> None:
+        """Give back a batch that was not handled and everything buffered: seek to their first offsets."""
+        assert self.consumer is not None
+        firsts = self.merger.first_offsets()
+        firsts.update({tp: rs[0].offset for tp, rs in batches.items() if rs})
+        self.merger.drop()
+        for tp, offset in firsts.items():
             try:
-                self.consumer.seek(tp, rs[0].offset)
+                self.consumer.seek(tp, offset)
             except Exception:  # the partition was revoked meanwhile; its new owner reads it
                 logger.debug("seek %s failed", tp, exc_info=True)
 
@@ -283,7 +346,7 @@ class BatchConsumer(Service):
                 topic, part = key.rsplit("/", 1)
                 parts = consumer.partitions_for_topic(topic)
                 if parts is None:  # no metadata for the topic yet: judge it at the next check
-                    self._seek_back(batches)
+                    self._unread(batches)
                     return None
                 if int(part) in parts:
                     tps[key] = TopicPartition(topic, int(part))
@@ -303,11 +366,11 @@ class BatchConsumer(Service):
         except (KafkaError, OSError, TimeoutError):
             self._broker_error("offsets")
             logger.warning("could not compare the offsets with the broker; retrying", exc_info=True)
-            self._seek_back(batches)
+            self._unread(batches)
             return None
         except Exception:  # Redis: the guard and the handler report it; check again later
             logger.warning("could not read the offset ledger; retrying", exc_info=True)
-            self._seek_back(batches)
+            self._unread(batches)
             return None
         stale = log_went_back(recorded, ends, committed)
         self.check_pending = self.outage_seen = False
@@ -325,6 +388,7 @@ class BatchConsumer(Service):
             ", ".join(f"{k} {recorded[k]}->{ends[k]}" for k in stale),
         )
         await asyncio.to_thread(self.ledger.new_epoch, self.options.topics)
+        self.merger.drop()
         tps = sorted(self.consumer.assignment())
         starts = await self.consumer.beginning_offsets(tps) if tps else {}
         for tp in tps:
@@ -373,6 +437,7 @@ class BatchConsumer(Service):
         """Seek every assigned partition to its beginning and commit there, then renew the guard."""
         assert self.consumer is not None
         assert self.guard is not None
+        self.merger.drop()
         tps = sorted(self.consumer.assignment())
         starts = await self.consumer.beginning_offsets(tps) if tps else {}
         for tp in tps:
@@ -401,5 +466,6 @@ class BatchConsumer(Service):
         out: dict[str, int] = {}
         for tp in assigned:
             pos = await self.consumer.position(tp)
-            out[tp.topic] = out.get(tp.topic, 0) + max(0, fetched_end(self.consumer, tp, ends[tp]) - pos)
+            behind = max(0, fetched_end(self.consumer, tp, ends[tp]) - pos) + self.merger.buffered(tp)
+            out[tp.topic] = out.get(tp.topic, 0) + behind
         return out
