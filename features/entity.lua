@@ -676,11 +676,17 @@ local function dhas(text, a, z, m)
   end
 end
 
--- The usual cases of a windowed distinct_count, on the text in place: a read or an applied event whose
--- window evicts and purges nothing, with one member (inp) that is already in the head bucket or opens
--- a newer one. Returns the value and the new text (false: unchanged), or nil for the general case.
+-- The usual cases of a windowed distinct_count, on the text in place: an applied event with one member
+-- (inp) on an empty field, or a read or an applied event whose window evicts and purges nothing, with
+-- one member that is already in the head bucket or opens a newer one. Returns the value and the new text (false: unchanged), or nil for the general case.
 local function dfast(b, nb, text, t, inp, newmax, maxt)
-  if not text or (inp and find(inp, MEM, 1, true)) then return nil end
+  if inp and find(inp, MEM, 1, true) then return nil end
+  if not text then -- an entity's first member: what the general case writes (E: the window's cut)
+    if not inp or newmax == nil then return nil end
+    local hi = floor(t / b)
+    return 1, string.format("%d", hi - nb) .. SEC .. inp .. CNT .. "1" .. SEC .. string.format("%d", hi) .. "="
+      .. inp .. SEC .. SEC
+  end
   local p1, p2, p3, p4, e, hidx, first, ret, dn = dpeek(text)
   local hi = floor(t / b)
   local cut = hi - nb
