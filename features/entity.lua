@@ -15,8 +15,8 @@
 -- per aggregate (see DISTINCT below). Scripts are EVAL scripts (Redis 6.2+): no state survives a call;
 -- the group definitions (G) are literals built once per call.
 local LATENESS = {{LATENESS}}
-local ENTITY_TTL = {{ENTITY_TTL}}
-local MARK_TTL = {{MARK_TTL}}
+local ENTITY_PX = "{{ENTITY_TTL}}" -- the TTLs in ms, as Redis takes them (no number formatting per call)
+local MARK_PX = "{{MARK_TTL}}"
 local DISTINCT_LIMIT = {{DISTINCT_LIMIT}}
 local NAN = 0 / 0
 
@@ -887,13 +887,12 @@ local function step(g, text, t, inp, newmax, maxt, vals, want, z)
   return windowed(g, (splice(g, text, z, lo, true)), t, inp, newmax, vals)
 end
 
--- Every group in order: values into vals; a changed field goes into got and dirty.
--- ev: the event's unpacked ARGV record, its inputs from position 5 (nil: the event is not applied).
-local function each(ent, t, newmax, maxt, vals, ev)
+-- Every group in order, for an event that is not applied: values into vals (apply, below, is the
+-- applied event's).
+local function each(ent, t, maxt, vals)
   local got, dirty = ent.got, ent.dirty
   for i = 1, NG do
-    local inp = ev and ev[4 + i] or nil
-    local text = step(G[i], got[i + 1], t, inp, newmax, maxt, vals, nil, ent.z[i])
+    local text = step(G[i], got[i + 1], t, nil, nil, maxt, vals, nil, ent.z[i])
     if text then
       got[i + 1] = text
       dirty[i + 1] = true
@@ -950,10 +949,9 @@ local function update()
   local blob, p = ARGV[1], 1
   for e = 0, #KEYS / 2 - 1 do
     local hkey, mkey = KEYS[2 * e + 1], KEYS[2 * e + 2]
-    local ev = {sunpack(EVENT, blob, p)}
-    p = ev[NG + 5]
-    local off, t, wall = ev[1], ev[2], ev[3]
-    local fence = ev[4] > 1 and "@" .. ARGV[ev[4]]
+    {{DECODE}}
+    p = np
+    local fence = fpos > 1 and "@" .. ARGV[fpos]
     local ent = entity_state(ents, order, hkey, fence)
     local got = ent.got
     local oldmax = tonumber(got[1])
@@ -963,7 +961,7 @@ local function update()
       if last ~= nil and last >= tonumber(off) then status = "f" end
     end
     if status == "a" then
-      if not redis.call("SET", mkey, "1", "PX", MARK_TTL, "NX") then
+      if not redis.call("SET", mkey, "1", "PX", MARK_PX, "NX") then
         status = "d"
       elseif oldmax ~= nil and t < oldmax - LATENESS then
         status = "l"
@@ -973,10 +971,10 @@ local function update()
     if status == "a" then
       local newmax = oldmax
       if newmax == nil or t > newmax then newmax = t end
-      apply(ent, t, newmax, vals, ev)
+      apply(ent, t, newmax, vals, {{INPUTS}})
       got[1], ent.dirty[1], ent.e, ent.u = newmax, true, t, wall -- numbers: formatted when written
     else
-      each(ent, t, nil, oldmax or t, vals, nil)
+      each(ent, t, oldmax or t, vals)
       if status == "l" then redis.call("HINCRBY", hkey, "_late", 1) end
     end
     if status ~= "f" then
@@ -1033,10 +1031,10 @@ local function update()
       end
       if #sets > 0 then redis.call("HSET", hkey, unpack(sets)) end
       if #dels > 0 then redis.call("HDEL", hkey, unpack(dels)) end
-      redis.call("PEXPIRE", hkey, ENTITY_TTL)
+      redis.call("PEXPIRE", hkey, ENTITY_PX)
       for i = 1, NG do
         local z = ent.z[i]
-        if z and z.a then redis.call("PEXPIRE", z.key, ENTITY_TTL) end
+        if z and z.a then redis.call("PEXPIRE", z.key, ENTITY_PX) end
       end
     end
   end

@@ -173,6 +173,8 @@ def render(plan: EntityPlan, mode: Literal["update", "read"]) -> Script:
     for placeholder, value in (
         ("{{ENTITY}}", plan.entity),
         ("{{N}}", str(len(plan.aggregates))),
+        ("{{INPUTS}}", luagen.inputs(len(gs))),
+        ("{{DECODE}}", luagen.decode(len(gs))),
         ("{{GROUPS}}", "\n".join(_group_table(g) for g in gs)),
         ("{{VALFMT}}", "<" + "d" * len(plan.aggregates)),
         ("{{LATENESS}}", str(plan.allowed_lateness_ms)),

@@ -147,7 +147,7 @@ def _inputs(kinds: tuple[str, ...]) -> tuple[list[tuple[str, str]], str]:
 
 
 def windowed(i: int, kinds: tuple[str, ...], out: tuple[int, ...], b: int, nb: int) -> str:
-    """Lua function ``W<i>(text, t, inp, newmax, vals)``: group ``i`` (1-based) takes an applied event.
+    """Lua function ``GEN[i](text, t, inp, newmax, vals)``: windowed group ``i`` takes an applied event.
 
     The template's ``windowed`` (load, evict, put, expired, header, pack) unrolled for ``kinds``; an
     out-of-order event goes to the generic ``windowed``.
@@ -158,7 +158,7 @@ def windowed(i: int, kinds: tuple[str, ...], out: tuple[int, ...], b: int, nb: i
     extreme = [m for m, k in enumerate(kinds) if k in ("min", "max", "last", "time_since_last")]
     head_locals = [a for m, k in enumerate(kinds) if HEADER_WIDTH.get(k, 1) for a in accs[m]]
     ins, inflat = _inputs(kinds)
-    L = [f"local function W{i}(text, t, inp, newmax, vals)"]
+    L = [f"GEN[{i}] = function(text, t, inp, newmax, vals)"]
     add = L.append
     add(f"  local hi = floor(t / {b})")
     add(f"  local keep = floor((newmax - LATENESS) / {b}) - {nb}")
@@ -291,14 +291,14 @@ def _life_value(k: str, u: str, w: str, target: str) -> list[str]:
 
 
 def lifetime(i: int, kinds: tuple[str, ...], out: tuple[int, ...]) -> str:
-    """Lua function ``L<i>(text, t, inp, vals)``: the lifetime group ``i`` takes an applied event.
+    """Lua function ``GEN[i](text, t, inp, vals)``: the lifetime group ``i`` takes an applied event.
 
     The template's ``lifetime`` (write, every member) unrolled for ``kinds``: values into vals, the new
     field text or false (unchanged).
     """
     lay = layout("l", kinds)
     ins, inflat = _inputs(kinds)
-    L = [f"local function L{i}(text, t, inp, vals)"]
+    L = [f"GEN[{i}] = function(text, t, inp, vals)"]
     add = L.append
     add(f"  local {_record(lay, 'r')}")
     add(f'  if text then {_record(lay, "r")} = sunpack("{lay.rf}", text) end')
@@ -336,23 +336,53 @@ def lifetime(i: int, kinds: tuple[str, ...], out: tuple[int, ...]) -> str:
     return "\n".join(L)
 
 
+#: Most groups whose inputs an update script unpacks into Lua locals (a function has at most 200 locals
+#: and 250 registers); an entity of more unpacks each event into a table.
+INLINE_GROUPS = 64
+
+
+def inputs(n: int) -> str:
+    """The Lua names of an event's inputs to ``n`` groups: locals, or the table ``ev`` of the whole event.
+
+    Examples
+    --------
+    >>> inputs(3), inputs(INLINE_GROUPS + 1)
+    ('in1, in2, in3', 'ev')
+    """
+    if n > INLINE_GROUPS:
+        return "ev"
+    return ", ".join(f"in{i}" for i in range(1, n + 1))
+
+
+def decode(n: int) -> str:
+    """The update loop's Lua statement unpacking one event (``EVENT``) of ``n`` groups at ``p``."""
+    if n > INLINE_GROUPS:
+        return (
+            "local ev = {sunpack(EVENT, blob, p)}\n"
+            "    local off, t, wall, fpos, np = ev[1], ev[2], ev[3], ev[4], ev[NG + 5]"
+        )
+    return f"local off, t, wall, fpos, {inputs(n)}, np = sunpack(EVENT, blob, p)"
+
+
 def apply(gs: list[tuple[str, tuple[str, ...], tuple[int, ...], int, int]]) -> str:
     """The group functions and ``apply(ent, t, newmax, vals, ev)``, which runs them for an applied event.
 
-    ``apply`` is the template's ``each`` for an applied event, with the groups' calls written out.
+    ``apply`` is the template's ``each`` for an applied event, with the groups' calls written out; its
+    arguments after ``vals`` are the event's inputs, one per group, or the event (:func:`inputs`).
 
     ``gs``: each group's kind (``w``, ``l``, ``d``), member kinds, value positions (0-based), bucket
     size and buckets.
     """
     parts: list[str] = []
+    inline = inputs(len(gs))
     body = [
-        "local function apply(ent, t, newmax, vals, ev)",
+        f"local function apply(ent, t, newmax, vals, {inline})",
         "  local got, dirty, zs = ent.got, ent.dirty, ent.z",
     ]
     add = body.append
     for i, (kind, kinds, out, b, nb) in enumerate(gs, start=1):
         add(f"  do -- group {i}")
-        add(f"    local text, inp = got[{i + 1}], ev[{4 + i}]")
+        add(f"    local text, inp = got[{i + 1}], {f'ev[{4 + i}]' if inline == 'ev' else f'in{i}'}")
         if kind == "w":
             parts.append(windowed(i, kinds, out, b, nb))
             add('    if inp == "" then')
@@ -366,11 +396,11 @@ def apply(gs: list[tuple[str, tuple[str, ...], tuple[int, ...], int, int]]) -> s
             add(f"      if zs[{i}] then")
             add(f"        text = (splice(G[{i}], text, zs[{i}], floor(t / {b}) - {nb}, true))")
             add("      end")
-            add(f"      got[{i + 1}], dirty[{i + 1}] = W{i}(text, t, inp, newmax, vals), true")
+            add(f"      got[{i + 1}], dirty[{i + 1}] = GEN[{i}](text, t, inp, newmax, vals), true")
             add("    end")
         elif kind == "l":
             parts.append(lifetime(i, kinds, out))
-            add(f"    text = L{i}(text, t, inp, vals)")
+            add(f"    text = GEN[{i}](text, t, inp, vals)")
             add(f"    if text then got[{i + 1}], dirty[{i + 1}] = text, true end")
         else:
             add(f"    local v, new = distinct({b}, {nb}, text, t, inp, newmax, newmax)")
@@ -381,4 +411,10 @@ def apply(gs: list[tuple[str, tuple[str, ...], tuple[int, ...], int, int]]) -> s
     add("    if vals[i] == nil then vals[i] = NAN end")
     add("  end")
     add("end")
-    return "\n\n".join([*parts, "\n".join(body)])
+    return "\n\n".join(
+        [
+            "local GEN = {} -- the group functions, by group (locals would be one each)",
+            *parts,
+            "\n".join(body),
+        ]
+    )
