@@ -638,20 +638,21 @@ local function dslow(nb, st, hi, inp, write, keep)
   return acc.dn
 end
 
--- The text of a distinct field read in place: the section bounds, E, the head's index, the first body
--- entry's (else the head's) and the first retained entry's (nil: none), and the window's member count.
+-- The text of a distinct field read in place: the section bounds, E (number and text), the head's index
+-- and the position of its "=", the first body entry's index (else the head's) and the first retained
+-- entry's (nil: none), and the window's member count.
 local function dpeek(text)
   local p1 = find(text, SEC, 1, true)
   local p2 = find(text, SEC, p1 + 1, true)
   local p3 = find(text, SEC, p2 + 1, true)
   local p4 = find(text, SEC, p3 + 1, true)
-  local function idx(p, stop) -- index of the entry starting at p (nil: section empty)
-    if p >= stop then return nil end
-    return tonumber(sub(text, p, find(text, "=", p, true) - 1))
+  local hidx, heq, first, ret
+  if p3 > p2 + 1 then
+    heq = find(text, "=", p2 + 1, true)
+    hidx = tonumber(sub(text, p2 + 1, heq - 1))
   end
-  local hidx = idx(p2 + 1, p3)
-  local first = idx(p3 + 1, p4) or hidx
-  local ret = idx(p4 + 1, #text + 1)
+  if p4 > p3 + 1 then first = tonumber(sub(text, p3 + 1, find(text, "=", p3 + 1, true) - 1)) else first = hidx end
+  if #text > p4 then ret = tonumber(sub(text, p4 + 1, find(text, "=", p4 + 1, true) - 1)) end
   local dn, q = 0, p1
   if p2 > p1 + 1 then
     dn = 1
@@ -661,7 +662,8 @@ local function dpeek(text)
       dn = dn + 1
     end
   end
-  return p1, p2, p3, p4, tonumber(sub(text, 1, p1 - 1)), hidx, first, ret, dn
+  local es = sub(text, 1, p1 - 1)
+  return p1, p2, p3, p4, tonumber(es), es, hidx, heq, first, ret, dn
 end
 
 -- Whether member m (no separators) is in the MEM-joined list text[a..z].
@@ -687,7 +689,7 @@ local function dfast(b, nb, text, t, inp, newmax, maxt)
     return 1, string.format("%d", hi - nb) .. SEC .. inp .. CNT .. "1" .. SEC .. string.format("%d", hi) .. "="
       .. inp .. SEC .. SEC
   end
-  local p1, p2, p3, p4, e, hidx, first, ret, dn = dpeek(text)
+  local p1, p2, p3, p4, e, es, hidx, heq, first, ret, dn = dpeek(text)
   local hi = floor(t / b)
   local cut = hi - nb
   local keep = floor((maxt - LATENESS) / b) - nb
@@ -697,11 +699,10 @@ local function dfast(b, nb, text, t, inp, newmax, maxt)
     return dn, false
   end
   if ret and ret <= keep then return nil end
-  local etext = (e and cut <= e) and sub(text, 1, p1 - 1) or string.format("%d", cut)
+  local etext = (e and cut <= e) and es or string.format("%d", cut)
   if hidx == hi then
-    local eq = find(text, "=", p2 + 1, true)
-    if not dhas(text, eq + 1, p3 - 1, inp) then return nil end
-    if etext == sub(text, 1, p1 - 1) then return dn, false end
+    if not dhas(text, heq + 1, p3 - 1, inp) then return nil end
+    if etext == es then return dn, false end
     return dn, etext .. sub(text, p1)
   end
   -- a newer bucket: the head joins the body, inp makes the new head, its count in ACC goes up by one
