@@ -22,10 +22,9 @@ from functools import cache
 from pathlib import Path
 from typing import Literal
 
-from hanzo.ml.features import luagen
 from hanzo.ml.features.backend import EntityPlan
 from hanzo.ml.features.definitions import FIELDS, Aggregate
-from hanzo.ml.features.luagen import WIDE
+from hanzo.ml.features.luagen import WIDE, apply, decode, inputs, layout
 from hanzo.ml.features.windows import DISTINCT_LIMIT
 
 logger = logging.getLogger(__name__)
@@ -143,7 +142,7 @@ def _group_table(g: Group) -> str:
     base += f", k = {_lua_list(names)}, out = {_lua_list(out)}"
     if g.kind == "d":
         return "  {" + base + "},"
-    lay = luagen.layout(g.kind, g.kinds)
+    lay = layout(g.kind, g.kinds)
     off, ioff, hpos = ([str(x) for x in xs] for xs in (lay.off, lay.ioff, lay.hpos))
     wide = ["true" if k in WIDE else "false" for k in g.kinds]
     return (
@@ -173,15 +172,15 @@ def render(plan: EntityPlan, mode: Literal["update", "read"]) -> Script:
     for placeholder, value in (
         ("{{ENTITY}}", plan.entity),
         ("{{N}}", str(len(plan.aggregates))),
-        ("{{INPUTS}}", luagen.inputs(len(gs))),
-        ("{{DECODE}}", luagen.decode(len(gs))),
+        ("{{INPUTS}}", inputs(len(gs))),
+        ("{{DECODE}}", decode(len(gs))),
         ("{{GROUPS}}", "\n".join(_group_table(g) for g in gs)),
         ("{{VALFMT}}", "<" + "d" * len(plan.aggregates)),
         ("{{LATENESS}}", str(plan.allowed_lateness_ms)),
         ("{{ENTITY_TTL}}", str(plan.entity_ttl_ms)),
         ("{{MARK_TTL}}", str(plan.mark_ttl_ms)),
         ("{{DISTINCT_LIMIT}}", str(DISTINCT_LIMIT)),
-        ("{{APPLY}}", luagen.apply([(g.kind, g.kinds, g.members, g.bucket_ms, g.n_buckets) for g in gs])),
+        ("{{APPLY}}", apply([(g.kind, g.kinds, g.members, g.bucket_ms, g.n_buckets) for g in gs])),
     ):
         text = text.replace(placeholder, value)
     source = f"{text}\nreturn {mode}()\n"
