@@ -15,8 +15,8 @@
 -- per aggregate (see DISTINCT below). Scripts are EVAL scripts (Redis 6.2+): no state survives a call;
 -- the group definitions (G) are literals built once per call.
 local LATENESS = {{LATENESS}}
-local ENTITY_TTL = {{ENTITY_TTL}}
-local MARK_TTL = {{MARK_TTL}}
+local ENTITY_PX = "{{ENTITY_TTL}}" -- the TTLs in ms, as Redis takes them (no number formatting per call)
+local MARK_PX = "{{MARK_TTL}}"
 local DISTINCT_LIMIT = {{DISTINCT_LIMIT}}
 local NAN = 0 / 0
 
@@ -638,20 +638,21 @@ local function dslow(nb, st, hi, inp, write, keep)
   return acc.dn
 end
 
--- The text of a distinct field read in place: the section bounds, E, the head's index, the first body
--- entry's (else the head's) and the first retained entry's (nil: none), and the window's member count.
+-- The text of a distinct field read in place: the section bounds, E (number and text), the head's index
+-- and the position of its "=", the first body entry's index (else the head's) and the first retained
+-- entry's (nil: none), and the window's member count.
 local function dpeek(text)
   local p1 = find(text, SEC, 1, true)
   local p2 = find(text, SEC, p1 + 1, true)
   local p3 = find(text, SEC, p2 + 1, true)
   local p4 = find(text, SEC, p3 + 1, true)
-  local function idx(p, stop) -- index of the entry starting at p (nil: section empty)
-    if p >= stop then return nil end
-    return tonumber(sub(text, p, find(text, "=", p, true) - 1))
+  local hidx, heq, first, ret
+  if p3 > p2 + 1 then
+    heq = find(text, "=", p2 + 1, true)
+    hidx = tonumber(sub(text, p2 + 1, heq - 1))
   end
-  local hidx = idx(p2 + 1, p3)
-  local first = idx(p3 + 1, p4) or hidx
-  local ret = idx(p4 + 1, #text + 1)
+  if p4 > p3 + 1 then first = tonumber(sub(text, p3 + 1, find(text, "=", p3 + 1, true) - 1)) else first = hidx end
+  if #text > p4 then ret = tonumber(sub(text, p4 + 1, find(text, "=", p4 + 1, true) - 1)) end
   local dn, q = 0, p1
   if p2 > p1 + 1 then
     dn = 1
@@ -661,7 +662,8 @@ local function dpeek(text)
       dn = dn + 1
     end
   end
-  return p1, p2, p3, p4, tonumber(sub(text, 1, p1 - 1)), hidx, first, ret, dn
+  local es = sub(text, 1, p1 - 1)
+  return p1, p2, p3, p4, tonumber(es), es, hidx, heq, first, ret, dn
 end
 
 -- Whether member m (no separators) is in the MEM-joined list text[a..z].
@@ -676,12 +678,18 @@ local function dhas(text, a, z, m)
   end
 end
 
--- The usual cases of a windowed distinct_count, on the text in place: a read or an applied event whose
--- window evicts and purges nothing, with one member (inp) that is already in the head bucket or opens
--- a newer one. Returns the value and the new text (false: unchanged), or nil for the general case.
+-- The usual cases of a windowed distinct_count, on the text in place: an applied event with one member
+-- (inp) on an empty field, or a read or an applied event whose window evicts and purges nothing, with
+-- one member that is already in the head bucket or opens a newer one. Returns the value and the new text (false: unchanged), or nil for the general case.
 local function dfast(b, nb, text, t, inp, newmax, maxt)
-  if not text or (inp and find(inp, MEM, 1, true)) then return nil end
-  local p1, p2, p3, p4, e, hidx, first, ret, dn = dpeek(text)
+  if inp and find(inp, MEM, 1, true) then return nil end
+  if not text then -- an entity's first member: what the general case writes (E: the window's cut)
+    if not inp or newmax == nil then return nil end
+    local hi = floor(t / b)
+    return 1, string.format("%d", hi - nb) .. SEC .. inp .. CNT .. "1" .. SEC .. string.format("%d", hi) .. "="
+      .. inp .. SEC .. SEC
+  end
+  local p1, p2, p3, p4, e, es, hidx, heq, first, ret, dn = dpeek(text)
   local hi = floor(t / b)
   local cut = hi - nb
   local keep = floor((maxt - LATENESS) / b) - nb
@@ -691,11 +699,10 @@ local function dfast(b, nb, text, t, inp, newmax, maxt)
     return dn, false
   end
   if ret and ret <= keep then return nil end
-  local etext = (e and cut <= e) and sub(text, 1, p1 - 1) or string.format("%d", cut)
+  local etext = (e and cut <= e) and es or string.format("%d", cut)
   if hidx == hi then
-    local eq = find(text, "=", p2 + 1, true)
-    if not dhas(text, eq + 1, p3 - 1, inp) then return nil end
-    if etext == sub(text, 1, p1 - 1) then return dn, false end
+    if not dhas(text, heq + 1, p3 - 1, inp) then return nil end
+    if etext == es then return dn, false end
     return dn, etext .. sub(text, p1)
   end
   -- a newer bucket: the head joins the body, inp makes the new head, its count in ACC goes up by one
@@ -881,13 +888,12 @@ local function step(g, text, t, inp, newmax, maxt, vals, want, z)
   return windowed(g, (splice(g, text, z, lo, true)), t, inp, newmax, vals)
 end
 
--- Every group in order: values into vals; a changed field goes into got and dirty.
--- ev: the event's unpacked ARGV record, its inputs from position 5 (nil: the event is not applied).
-local function each(ent, t, newmax, maxt, vals, ev)
+-- Every group in order, for an event that is not applied: values into vals (apply, below, is the
+-- applied event's).
+local function each(ent, t, maxt, vals)
   local got, dirty = ent.got, ent.dirty
   for i = 1, NG do
-    local inp = ev and ev[4 + i] or nil
-    local text = step(G[i], got[i + 1], t, inp, newmax, maxt, vals, nil, ent.z[i])
+    local text = step(G[i], got[i + 1], t, nil, nil, maxt, vals, nil, ent.z[i])
     if text then
       got[i + 1] = text
       dirty[i + 1] = true
@@ -897,6 +903,10 @@ local function each(ent, t, newmax, maxt, vals, ev)
     if vals[i] == nil then vals[i] = NAN end
   end
 end
+
+-- The groups' calls for an applied event, with straight-line code for each windowed and lifetime group
+-- (generated by features/luagen.py from the kinds; the same arithmetic as the generic code above).
+{{APPLY}}
 
 local FIELDS = {"_t"}
 for i = 1, NG do FIELDS[i + 1] = G[i].f end
@@ -940,10 +950,9 @@ local function update()
   local blob, p = ARGV[1], 1
   for e = 0, #KEYS / 2 - 1 do
     local hkey, mkey = KEYS[2 * e + 1], KEYS[2 * e + 2]
-    local ev = {sunpack(EVENT, blob, p)}
-    p = ev[NG + 5]
-    local off, t, wall = ev[1], ev[2], ev[3]
-    local fence = ev[4] > 1 and "@" .. ARGV[ev[4]]
+    {{DECODE}}
+    p = np
+    local fence = fpos > 1 and "@" .. ARGV[fpos]
     local ent = entity_state(ents, order, hkey, fence)
     local got = ent.got
     local oldmax = tonumber(got[1])
@@ -953,7 +962,7 @@ local function update()
       if last ~= nil and last >= tonumber(off) then status = "f" end
     end
     if status == "a" then
-      if not redis.call("SET", mkey, "1", "PX", MARK_TTL, "NX") then
+      if not redis.call("SET", mkey, "1", "PX", MARK_PX, "NX") then
         status = "d"
       elseif oldmax ~= nil and t < oldmax - LATENESS then
         status = "l"
@@ -963,10 +972,10 @@ local function update()
     if status == "a" then
       local newmax = oldmax
       if newmax == nil or t > newmax then newmax = t end
-      each(ent, t, newmax, newmax, vals, ev)
+      apply(ent, t, newmax, vals, {{INPUTS}})
       got[1], ent.dirty[1], ent.e, ent.u = newmax, true, t, wall -- numbers: formatted when written
     else
-      each(ent, t, nil, oldmax or t, vals, nil)
+      each(ent, t, oldmax or t, vals)
       if status == "l" then redis.call("HINCRBY", hkey, "_late", 1) end
     end
     if status ~= "f" then
@@ -1023,10 +1032,10 @@ local function update()
       end
       if #sets > 0 then redis.call("HSET", hkey, unpack(sets)) end
       if #dels > 0 then redis.call("HDEL", hkey, unpack(dels)) end
-      redis.call("PEXPIRE", hkey, ENTITY_TTL)
+      redis.call("PEXPIRE", hkey, ENTITY_PX)
       for i = 1, NG do
         local z = ent.z[i]
-        if z and z.a then redis.call("PEXPIRE", z.key, ENTITY_TTL) end
+        if z and z.a then redis.call("PEXPIRE", z.key, ENTITY_PX) end
       end
     end
   end

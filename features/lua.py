@@ -5,7 +5,8 @@ windowed numeric aggregates that every event feeds together (same source, filter
 bucket size and window length) share one field, a bucket list with multi-value cells; every numeric
 lifetime aggregate shares the lifetime field; each ``distinct_count`` keeps its own field. Rendering
 fills in the groups (as literal tables, built once per script call: an EVAL script keeps nothing between
-calls) and the entity's time rules, then appends the entry point: ``update`` (a list of events in order,
+calls), the straight-line code of each group for an applied event (:mod:`features.luagen`) and the
+entity's time rules, then appends the entry point: ``update`` (a list of events in order,
 each with its fence, dedupe, lateness, every group, fence and mark; each entity hash read once and
 written once per call; returns each event's values as of its time) or ``read`` (values as of a time,
 read-only; of the aggregates named by position, or all; only their groups are fetched). Arguments and
@@ -23,14 +24,13 @@ from typing import Literal
 
 from hanzo.ml.features.backend import EntityPlan
 from hanzo.ml.features.definitions import FIELDS, Aggregate
+from hanzo.ml.features.luagen import WIDE, apply, decode, inputs, layout
 from hanzo.ml.features.windows import DISTINCT_LIMIT
 
 logger = logging.getLogger(__name__)
 
 TEMPLATE_PATH = Path(__file__).resolve().parent / "entity.lua"
 
-#: Cells of two doubles: ``mean`` (sum, n) and ``last`` (event ms, value); the others take one.
-WIDE = ("mean", "last")
 
 #: Computed order fields that always give a value (the schema requires ``items`` and a ``total``).
 _ALWAYS = {("orders", "n_items"), ("orders", "n_lines")}
@@ -142,24 +142,13 @@ def _group_table(g: Group) -> str:
     base += f", k = {_lua_list(names)}, out = {_lua_list(out)}"
     if g.kind == "d":
         return "  {" + base + "},"
-    off, ioff, wide, hpos = [], [], [], []
-    cw = iw = 0
-    h = 3
-    for k in g.kinds:
-        off.append(str(cw))
-        ioff.append(str(iw))
-        wide.append("true" if k in WIDE else "false")
-        hpos.append(str(h))
-        cw += 2 if k in WIDE else 1
-        iw += 2 if k == "mean" else 1
-        h += {"mean": 2, "last": 0, "time_since_last": 0}.get(k, 1)
-    index = "d" if g.kind == "w" else ""
-    rf = "<" + index + "d" * cw
-    hf = "<" + "d" * (h - 1)
+    lay = layout(g.kind, g.kinds)
+    off, ioff, hpos = ([str(x) for x in xs] for xs in (lay.off, lay.ioff, lay.hpos))
+    wide = ["true" if k in WIDE else "false" for k in g.kinds]
     return (
         f"  {{{base}, off = {_lua_list(off)}, ioff = {_lua_list(ioff)}, wide = {_lua_list(wide)},"
-        f' hpos = {_lua_list(hpos)}, cw = {cw}, rf = "{rf}", rs = {8 * len(rf[1:])}, hf = "{hf}",'
-        f' hs = {8 * (h - 1)}, wf = "{hf}c0{rf[1:]}"}},'
+        f' hpos = {_lua_list(hpos)}, cw = {lay.cw}, rf = "{lay.rf}", rs = {lay.rs}, hf = "{lay.hf}",'
+        f' hs = {lay.hs}, wf = "{lay.hf}c0{lay.rf[1:]}"}},'
     )
 
 
@@ -179,15 +168,19 @@ def render(plan: EntityPlan, mode: Literal["update", "read"]) -> Script:
     (True, 40)
     """
     text = _template()
+    gs = groups(plan)
     for placeholder, value in (
         ("{{ENTITY}}", plan.entity),
         ("{{N}}", str(len(plan.aggregates))),
-        ("{{GROUPS}}", "\n".join(_group_table(g) for g in groups(plan))),
+        ("{{INPUTS}}", inputs(len(gs))),
+        ("{{DECODE}}", decode(len(gs))),
+        ("{{GROUPS}}", "\n".join(_group_table(g) for g in gs)),
         ("{{VALFMT}}", "<" + "d" * len(plan.aggregates)),
         ("{{LATENESS}}", str(plan.allowed_lateness_ms)),
         ("{{ENTITY_TTL}}", str(plan.entity_ttl_ms)),
         ("{{MARK_TTL}}", str(plan.mark_ttl_ms)),
         ("{{DISTINCT_LIMIT}}", str(DISTINCT_LIMIT)),
+        ("{{APPLY}}", apply([(g.kind, g.kinds, g.members, g.bucket_ms, g.n_buckets) for g in gs])),
     ):
         text = text.replace(placeholder, value)
     source = f"{text}\nreturn {mode}()\n"

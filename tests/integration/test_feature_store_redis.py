@@ -14,12 +14,14 @@ import redis.asyncio
 from redis.crc import key_slot
 
 from hanzo.ml.features import (
+    Aggregate,
     EventRecord,
     FeatureStore,
     InMemoryOnlineStore,
     RedisOnlineStore,
     load_definitions,
 )
+from hanzo.ml.features.luagen import INLINE_GROUPS
 from hanzo.ml.features.redis_store import EVENTS_PER_CALL
 from hanzo.ml.schemas.events import OrderItem
 from tests.chaos_support import wait_for
@@ -284,7 +286,25 @@ def _close(got: dict[str, float | None], want: dict[str, float | None]) -> bool:
     )
 
 
-@pytest.mark.parametrize(("definitions", "lateness"), [(AGGS, 2 * HOUR), (None, 30 * DAY), (None, 0)])
+#: Every numeric kind in one windowed group and in the lifetime group (the update script's generated code
+#: for each group, features/luagen.py, has one path per kind; the shipped definitions and AGGS miss some).
+EVERY_KIND = tuple(
+    Aggregate(
+        name=f"{kind}_{window or 'life'}",
+        entity="customer",
+        source="orders",
+        field=None if kind in ("count", "time_since_last") else "total",
+        aggregation=kind,
+        window=window,
+    )
+    for window in ("1h", "lifetime")
+    for kind in ("count", "sum", "mean", "min", "max", "last", "time_since_last")
+)
+
+
+@pytest.mark.parametrize(
+    ("definitions", "lateness"), [(AGGS, 2 * HOUR), (None, 30 * DAY), (None, 0), (EVERY_KIND, 2 * HOUR)]
+)
 def test_grouped_layout_matches_memory_on_a_long_disordered_stream(
     make_store: Callable[..., FeatureStore], clock: Clock, definitions: Any, lateness: int
 ) -> None:
@@ -352,3 +372,28 @@ async def test_async_reader_reads_what_the_sync_read_does(
     wait_for("the async reader's connection to close", lambda: reader_connections() == 0, timeout=10)
     # the in-memory store and a store without a factory read inline
     assert FeatureStore(backend=RedisOnlineStore(redis_client, key_prefix)).async_reader() is None
+
+
+@pytest.mark.parametrize("n", [INLINE_GROUPS, INLINE_GROUPS + 1, 240])
+def test_an_entity_of_many_groups_is_updated_and_read(
+    make_store: Callable[..., FeatureStore], n: int
+) -> None:
+    """The update script unpacks an event's inputs into Lua locals up to INLINE_GROUPS, else into a table."""
+    counts = [
+        Aggregate(
+            name=f"n{i}",
+            entity="customer",
+            source="orders",
+            aggregation="count",
+            window=f"{i + 1}m",
+            bucket="1m",
+        )
+        for i in range(n)
+    ]
+    store = make_store(counts)
+    records = [EventRecord(order(f"o{i}", T0 + i * 60_000), "orders", 0, i) for i in range(3)]
+    out = store.apply_batch("customer", records)
+    assert [r.status for r in out] == ["applied"] * 3
+    want = {a.name: min(3, i + 1) for i, a in enumerate(counts)}
+    assert out[-1].features == want
+    assert store.get_features(customer_id="c1", as_of_ms=T0 + 2 * 60_000) == want
