@@ -16,7 +16,8 @@ On one embedded Tansu broker and one redis-server, with a prefilled stream (simu
   measured again at a rate it does keep (``freshness_kept_*``);
 * ``score_worker_freshness_p50_ms`` / ``_p99_ms``: the same measurement at the same rate against one
   ``role: score`` worker while a ``role: learn`` worker learns beside it (each in a fresh group, after the
-  scorer caught up with the topics): the freshness of the deployment that keeps learning off the scorer;
+  scorer caught up with the topics and the learner with the labels there): the freshness of the
+  deployment that keeps learning off the scorer;
 * ``rss_mb_start`` / ``rss_mb_end``: the worker's resident memory at its first order and at the end, over
   ``orders`` (the prefill plus the freshness orders). ``--memory-orders N`` also streams N orders through a
   fresh worker on a fresh broker and samples its memory (``memory_run``: start, after warm-up, end, max and
@@ -285,9 +286,32 @@ def score_worker_freshness(
         learner.start()
         scorer.start()
         measure_group([scorer], TOPICS["orders"], orders_in_topic)
-        return freshness(stack.bootstrap, stack.client, "rf:", rate, seconds, start_time_ms, seed=4)
+        settled = _learner_settled(learner)
+        return {
+            **freshness(stack.bootstrap, stack.client, "rf:", rate, seconds, start_time_ms, seed=4),
+            "learner_labels_learned_before": settled,
+        }
     finally:
         stop_group([scorer, learner])
+
+
+def _learner_settled(learner: BenchWorker, quiet_s: float = 2.0, timeout_s: float = 180.0) -> float:
+    """Wait until ``learner`` has caught up with the labels already in the topic: its learned count has not
+    moved for ``quiet_s`` (the rest wait for orders not produced yet). Returns that count.
+
+    Otherwise the learner's catch-up on every earlier label would run on the same two cores during the
+    freshness window, which measures the scorer in a steady state, not a replay.
+    """
+    deadline = time.monotonic() + timeout_s
+    last, since = -1.0, time.monotonic()
+    while time.monotonic() < deadline and learner.alive:
+        now = learner.metrics().get("hanzo_labels_learned_total", 0.0)
+        if now != last:
+            last, since = now, time.monotonic()
+        elif time.monotonic() - since >= quiet_s:
+            break
+        time.sleep(0.2)
+    return last
 
 
 # -- memory over a long stream ---------------------------------------------------------------------------
